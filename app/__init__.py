@@ -1,0 +1,1 @@
+"""The edges of Confidant: the Gradio web app and the ``confidant`` command line."""

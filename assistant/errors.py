@@ -1,0 +1,30 @@
+"""The project's own exception types.
+
+Everything the engine raises on purpose derives from ``ConfidantError`` and carries a message
+written for the person using the app: what happened and what to do. The edges (web UI, CLI)
+turn these into user messages; anything else is a bug and is reported as such.
+"""
+
+
+class ConfidantError(Exception):
+    """Base class: a failure the user can understand and act on."""
+
+
+class ConfigError(ConfidantError):
+    """A setting has a wrong value; the message names the setting."""
+
+
+class InputError(ConfidantError):
+    """The user's input (a message, a name, a file) cannot be accepted as it is."""
+
+
+class NotFoundError(ConfidantError):
+    """A profile, conversation or exchange that was asked for does not exist."""
+
+
+class ModelError(ConfidantError):
+    """The local model could not be loaded or failed while generating."""
+
+
+class StoreError(ConfidantError):
+    """The database could not be opened or written."""

