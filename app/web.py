@@ -62,6 +62,36 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return [], None
         return render.chat_messages(store.session_exchanges(session_id)), session_id
 
+    def rename_person(person, new):
+        if not isinstance(person, int):
+            gr.Warning("Choose the person to rename first.")
+            return gr.update(), gr.update()
+        try:
+            profile = store.rename_profile(store.profile(person).name, new)
+        except ConfidantError as error:
+            gr.Warning(str(error))
+            return gr.update(), gr.update()
+        gr.Info(f"Renamed to {profile.name}.")
+        return gr.update(choices=people_choices(), value=profile.id), gr.update(value="")
+
+    def ask_delete(person):
+        if not isinstance(person, int):
+            gr.Warning("Choose the person to delete first.")
+            return gr.update(visible=False), gr.update()
+        profile = store.profile(person)
+        count = store.count_exchanges(profile.id)
+        return gr.update(visible=True), f"Delete **{profile.name}** and their {count} exchanges for good?"
+
+    def delete_person(person):
+        try:
+            profile = store.delete_profile(store.profile(person).name)
+        except ConfidantError as error:
+            gr.Warning(str(error))
+            return gr.update(), gr.update(visible=False)
+        gr.Info(f"Deleted {profile.name}.")
+        people = store.profiles()
+        return gr.update(choices=people_choices(), value=people[0].id if people else NEW_PERSON), gr.update(visible=False)
+
     def new_conversation():
         return [], None, gr.update(value=None)
 
@@ -115,6 +145,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     add_button = gr.Button("Add person", variant="primary", elem_id="cf-add-person")
                 new_button = gr.Button("+ New conversation", elem_id="cf-new-conversation")
                 conversations = gr.Radio(label="Conversations", choices=[], elem_id="cf-conversations")
+                with gr.Accordion("Edit this person", open=False, elem_id="cf-edit-person"):
+                    rename_to = gr.Textbox(label="New name", max_lines=1, elem_id="cf-rename-to")
+                    rename_button = gr.Button("Rename", elem_id="cf-rename")
+                    delete_button = gr.Button("Delete…", variant="stop", elem_id="cf-delete")
+                    with gr.Group(visible=False) as confirm_box:
+                        confirm_text = gr.Markdown(elem_id="cf-confirm-text")
+                        with gr.Row():
+                            confirm_button = gr.Button("Delete for good", variant="stop", elem_id="cf-confirm-delete")
+                            cancel_button = gr.Button("Cancel", elem_id="cf-cancel-delete")
             with gr.Column(scale=3, min_width=300):
                 chat = gr.Chatbot(
                     elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"], feedback_options=None
@@ -144,6 +183,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         add_event = add_button.click(add_person, new_name, [person, new_person_box, new_name])
         new_name.submit(add_person, new_name, [person, new_person_box, new_name])
         add_event.then(open_person, person, [new_person_box, chat, session_state, conversations])
+        rename_button.click(rename_person, [person, rename_to], [person, rename_to])
+        delete_button.click(ask_delete, person, [confirm_box, confirm_text])
+        cancel_button.click(lambda: gr.update(visible=False), outputs=confirm_box)
+        confirm_button.click(delete_person, person, [person, confirm_box]).then(
+            open_person, person, [new_person_box, chat, session_state, conversations]
+        )
         new_button.click(new_conversation, outputs=[chat, session_state, conversations])
         conversations.input(open_conversation, conversations, [chat, session_state])
         chat_inputs = [message, person, session_state, mode, chat]

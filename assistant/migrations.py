@@ -13,6 +13,7 @@ from typing import Callable
 import sqlite_utils
 
 from assistant.db import transaction
+from assistant.errors import StoreError
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
@@ -66,7 +67,7 @@ def migrate(db: sqlite_utils.Database) -> int:
     """Apply every pending migration; return the resulting schema version."""
     version = schema_version(db)
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise StoreError(
             f"database schema version {version} is newer than this Confidant ({len(MIGRATIONS)}); upgrade Confidant"
         )
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):

@@ -1,0 +1,118 @@
+"""The chat in a real browser: headless Chromium driven by Playwright against a real server."""
+
+import sqlite3
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, running_server
+
+TIMEOUT_MS = 120_000
+
+RECORD_STREAM = """() => {
+  window.__snapshots = [];
+  const chat = document.querySelector('#cf-chat');
+  new MutationObserver(() => {
+    const bots = chat.querySelectorAll('[data-testid="bot"]');
+    if (bots.length) window.__snapshots.push(bots[bots.length - 1].innerText);
+  }).observe(chat, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def browser_page():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page
+        browser.close()
+
+
+def db_rows(data_dir, sql):
+    conn = sqlite3.connect(data_dir / "confidant.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def add_person(page, name):
+    page.fill("#cf-new-name input", name)
+    page.click("#cf-add-person")
+
+
+def choose_person(page, label):
+    page.click("#cf-person input")
+    page.get_by_role("option", name=label).click()
+
+
+def test_chat_streams_shows_status_and_survives_reload(browser_page, tmp_path):
+    page, data_dir = browser_page, tmp_path / "data"
+    with running_server(data_dir) as url:
+        page.goto(url)
+        expect(page.locator("#cf-new-name input")).to_be_visible()  # nobody yet: the form is open
+
+        add_person(page, "   ")
+        expect(page.get_by_text("Please enter a name.")).to_be_visible()
+        add_person(page, "Alice")
+        expect(page.locator("#cf-person input")).to_have_value("Alice")
+        expect(page.locator("#cf-cloud-mode input[type=radio]").first).to_be_disabled()
+        expect(page.locator("#cf-cloud-note")).to_contain_text("no cloud model is configured")
+
+        page.evaluate(RECORD_STREAM)
+        page.fill("#cf-message textarea", "Hello! What is a nice name for a goldfish?")
+        page.keyboard.press("Enter")
+        reply = page.locator('#cf-chat [data-testid="bot"]').last
+        expect(reply).to_contain_text("tok/s", timeout=TIMEOUT_MS)
+        status = reply.inner_text()
+        assert "local" in status and "SmolLM2" in status and "to first token" in status
+
+        partials = {s.strip() for s in page.evaluate("window.__snapshots") if "tok/s" not in s and s.strip("… \n")}
+        assert len(partials) >= 3, f"the reply did not stream token by token: {partials}"
+
+        [(stored_reply,)] = db_rows(data_dir, "SELECT reply FROM exchanges WHERE status = 'complete'")
+        first_words = stored_reply.split("\n")[0][:20]
+
+        page.reload()
+        expect(page.locator("#cf-person input")).to_have_value("Alice")
+        expect(page.locator('#cf-chat [data-testid="user"]')).to_contain_text("nice name for a goldfish")
+        expect(page.locator('#cf-chat [data-testid="bot"]')).to_contain_text(first_words)
+        expect(page.locator("#cf-conversations")).to_contain_text("Hello! What is a nice name")
+
+
+def test_people_are_added_renamed_and_deleted_in_the_ui(browser_page, tmp_path):
+    page, data_dir = browser_page, tmp_path / "data"
+    with running_server(data_dir) as url:
+        page.goto(url)
+        add_person(page, "Alice")
+        expect(page.locator("#cf-person input")).to_have_value("Alice")
+
+        choose_person(page, "➕ New person…")
+        add_person(page, "alice")
+        expect(page.get_by_text("There is already a person called 'alice'.")).to_be_visible()
+        add_person(page, "Bob")
+        expect(page.locator("#cf-person input")).to_have_value("Bob")
+
+        page.click("#cf-edit-person")
+        page.fill("#cf-rename-to input", "Roberto")
+        page.click("#cf-rename")
+        expect(page.locator("#cf-person input")).to_have_value("Roberto")
+        assert sorted(db_rows(data_dir, "SELECT name FROM profiles")) == [("Alice",), ("Roberto",)]
+
+        page.click("#cf-delete")
+        expect(page.locator("#cf-confirm-text")).to_contain_text("Delete Roberto")
+        page.click("#cf-confirm-delete")
+        expect(page.locator("#cf-person input")).to_have_value("Alice")
+        assert db_rows(data_dir, "SELECT name FROM profiles") == [("Alice",)]
+
+
+def test_usable_at_phone_size(browser_page, tmp_path):
+    page, data_dir = browser_page, tmp_path / "data"
+    page.set_viewport_size({"width": 390, "height": 844})
+    with running_server(data_dir) as url:
+        page.goto(url)
+        add_person(page, "Alice")
+        expect(page.locator("#cf-message textarea")).to_be_visible()
+        expect(page.locator("#cf-send")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
