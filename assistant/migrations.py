@@ -56,7 +56,42 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX sessions_profile ON sessions(profile_id, updated_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+def _m002_memory(db: sqlite_utils.Database) -> None:
+    """Questioner-aware memory: dialogue context, provenance, query clusters, vectors, prototypes."""
+    for column in (
+        "context TEXT NOT NULL DEFAULT '[]'",  # JSON list of earlier turns' text, oldest first
+        "source TEXT NOT NULL DEFAULT 'chat'",  # chat | import
+        "cluster INTEGER",  # query cluster id, NULL until clustered
+        "identified_as INTEGER",  # profile the questioner tower guessed, when the speaker was detected
+        "identify_confidence REAL",
+    ):
+        db.execute(f"ALTER TABLE exchanges ADD COLUMN {column}")
+    db.execute(
+        """CREATE TABLE vectors (
+            exchange_id INTEGER PRIMARY KEY REFERENCES exchanges(id) ON DELETE CASCADE,
+            query BLOB NOT NULL,
+            dialogue BLOB
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE clusters (
+            id INTEGER PRIMARY KEY,
+            centroid BLOB NOT NULL,
+            size INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE prototypes (
+            profile_id INTEGER PRIMARY KEY REFERENCES profiles(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL,
+            n INTEGER NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX exchanges_cluster ON exchanges(profile_id, cluster)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -11,6 +11,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -65,6 +66,11 @@ class Exchange:
     tokens_per_s: float | None
     created_at: str
     completed_at: str | None
+    context: str = "[]"
+    source: str = "chat"
+    cluster: int | None = None
+    identified_as: int | None = None
+    identify_confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,29 +99,37 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
-    def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+    def rows(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         with self._lock:
             cursor = self.db.execute(sql, params)
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction under the store's lock; disk errors become ``StoreError``."""
-        try:
-            with self._lock, transaction(self.db) as db:
-                yield db
-        except sqlite3.OperationalError as error:
-            raise StoreError(
-                f"could not write to the database {self.path}: {error} (is the disk full or read-only?)"
-            ) from None
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction under the store's lock; disk errors become ``StoreError``.
+
+        Re-entrant: a transaction opened inside another one on the same thread joins it, so a
+        caller can make several store writes land together (an import, say) or not at all.
+        """
+        with self._lock:
+            if self.db.conn.in_transaction:
+                yield self.db
+                return
+            try:
+                with transaction(self.db) as db:
+                    yield db
+            except sqlite3.OperationalError as error:
+                raise StoreError(
+                    f"could not write to the database {self.path}: {error} (is the disk full or read-only?)"
+                ) from None
 
     # People
 
     def add_profile(self, name: str) -> Profile:
         name = clean_name(name, self.max_name_chars)
         try:
-            with self._write() as db:
+            with self.transaction() as db:
                 profile_id = db.execute(
                     "INSERT INTO profiles (name, created_at) VALUES (?, ?)", (name, now())
                 ).lastrowid
@@ -125,7 +139,7 @@ class Store:
 
     def profiles(self) -> list[Profile]:
         """Everyone, most recently active first."""
-        rows = self._rows(
+        rows = self.rows(
             """SELECT p.* FROM profiles p LEFT JOIN sessions s ON s.profile_id = p.id
                GROUP BY p.id ORDER BY COALESCE(MAX(s.updated_at), p.created_at) DESC, p.id DESC"""
         )
@@ -134,13 +148,13 @@ class Store:
     def profile(self, key: int | str) -> Profile:
         """A profile by id or by (case-insensitive) name."""
         column = "id" if isinstance(key, int) else "name"
-        rows = self._rows(f"SELECT * FROM profiles WHERE {column} = ?", (key,))
+        rows = self.rows(f"SELECT * FROM profiles WHERE {column} = ?", (key,))
         if not rows:
             raise NotFoundError(f"There is nobody called {key!r}." if column == "name" else f"No profile {key}.")
         return Profile(**rows[0])
 
     def find_profile(self, name: str) -> Profile | None:
-        rows = self._rows("SELECT * FROM profiles WHERE name = ?", (name.strip(),))
+        rows = self.rows("SELECT * FROM profiles WHERE name = ?", (name.strip(),))
         return Profile(**rows[0]) if rows else None
 
     def get_or_add_profile(self, name: str) -> Profile:
@@ -150,7 +164,7 @@ class Store:
         profile = self.profile(old)
         new = clean_name(new, self.max_name_chars)
         try:
-            with self._write() as db:
+            with self.transaction() as db:
                 db.execute("UPDATE profiles SET name = ? WHERE id = ?", (new, profile.id))
         except sqlite3.IntegrityError:
             raise InputError(f"There is already a person called {new!r}.") from None
@@ -158,7 +172,7 @@ class Store:
 
     def delete_profile(self, name: str) -> Profile:
         profile = self.profile(name)
-        with self._write() as db:  # conversations and exchanges go with it (ON DELETE CASCADE)
+        with self.transaction() as db:  # conversations and exchanges go with it (ON DELETE CASCADE)
             db.execute("DELETE FROM profiles WHERE id = ?", (profile.id,))
         return profile
 
@@ -166,7 +180,7 @@ class Store:
 
     def new_session(self, profile_id: int, title: str = "") -> Session:
         stamp = now()
-        with self._write() as db:
+        with self.transaction() as db:
             session_id = db.execute(
                 "INSERT INTO sessions (profile_id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (profile_id, title[:TITLE_CHARS], stamp, stamp),
@@ -174,28 +188,28 @@ class Store:
         return self.session(session_id)
 
     def session(self, session_id: int) -> Session:
-        rows = self._rows("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        rows = self.rows("SELECT * FROM sessions WHERE id = ?", (session_id,))
         if not rows:
             raise NotFoundError(f"No conversation {session_id}.")
         return Session(**rows[0])
 
     def sessions(self, profile_id: int) -> list[Session]:
         """A person's conversations, most recent first."""
-        rows = self._rows(
+        rows = self.rows(
             "SELECT * FROM sessions WHERE profile_id = ? ORDER BY updated_at DESC, id DESC", (profile_id,)
         )
         return [Session(**row) for row in rows]
 
     # Exchanges
 
-    def begin_exchange(self, session_id: int, profile_id: int, user_text: str) -> int:
+    def begin_exchange(self, session_id: int, profile_id: int, user_text: str, context: list[str] = ()) -> int:
         """Commit the user's message (status ``pending``) and return the exchange id."""
         stamp = now()
-        with self._write() as db:
+        with self.transaction() as db:
             exchange_id = db.execute(
-                """INSERT INTO exchanges (session_id, profile_id, user_text, status, created_at)
-                   VALUES (?, ?, ?, 'pending', ?)""",
-                (session_id, profile_id, user_text, stamp),
+                """INSERT INTO exchanges (session_id, profile_id, user_text, context, status, created_at)
+                   VALUES (?, ?, ?, ?, 'pending', ?)""",
+                (session_id, profile_id, user_text, json.dumps(list(context)), stamp),
             ).lastrowid
             db.execute(
                 "UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
@@ -203,8 +217,23 @@ class Store:
             )
         return exchange_id
 
+    def add_imported_exchange(
+        self, session_id: int, profile_id: int, user_text: str, reply: str, context: list[str], source: str
+    ) -> int:
+        """A finished exchange brought in from elsewhere (an import), stored as memory."""
+        stamp = now()
+        with self.transaction() as db:
+            exchange_id = db.execute(
+                """INSERT INTO exchanges (session_id, profile_id, user_text, reply, context, status, route, model,
+                   source, created_at, completed_at) VALUES (?, ?, ?, ?, ?, 'complete', 'import', ?, 'import', ?, ?)""",
+                (session_id, profile_id, user_text, reply, json.dumps(context), source, stamp, stamp),
+            ).lastrowid
+            db.execute("UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
+                       (stamp, _title(user_text), session_id))
+        return exchange_id
+
     def complete_exchange(self, exchange_id: int, reply: str, stats: GenerationStats) -> Exchange:
-        with self._write() as db:
+        with self.transaction() as db:
             db.execute(
                 """UPDATE exchanges SET reply = ?, status = 'complete', route = ?, model = ?, ttft_ms = ?,
                    tokens = ?, tokens_per_s = ?, completed_at = ? WHERE id = ?""",
@@ -213,7 +242,7 @@ class Store:
         return self.exchange(exchange_id)
 
     def fail_exchange(self, exchange_id: int, error: str, partial_reply: str = "") -> Exchange:
-        with self._write() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE exchanges SET status = 'failed', error = ?, reply = ?, completed_at = ? WHERE id = ?",
                 (error, partial_reply or None, now(), exchange_id),
@@ -221,7 +250,7 @@ class Store:
         return self.exchange(exchange_id)
 
     def exchange(self, exchange_id: int) -> Exchange:
-        rows = self._rows("SELECT * FROM exchanges WHERE id = ?", (exchange_id,))
+        rows = self.rows("SELECT * FROM exchanges WHERE id = ?", (exchange_id,))
         if not rows:
             raise NotFoundError(f"No exchange {exchange_id}.")
         return Exchange(**rows[0])
@@ -231,7 +260,7 @@ class Store:
         status = "AND status = 'complete'" if complete_only else ""
         limit = "LIMIT ?" if last is not None else ""
         params = (session_id, last) if last is not None else (session_id,)
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT * FROM (SELECT * FROM exchanges WHERE session_id = ? {status} ORDER BY id DESC {limit}) ORDER BY id",
             params,
         )
@@ -239,8 +268,8 @@ class Store:
 
     def count_exchanges(self, profile_id: int | None = None) -> int:
         if profile_id is None:
-            return self._rows("SELECT COUNT(*) AS n FROM exchanges")[0]["n"]
-        return self._rows("SELECT COUNT(*) AS n FROM exchanges WHERE profile_id = ?", (profile_id,))[0]["n"]
+            return self.rows("SELECT COUNT(*) AS n FROM exchanges")[0]["n"]
+        return self.rows("SELECT COUNT(*) AS n FROM exchanges WHERE profile_id = ?", (profile_id,))[0]["n"]
 
 
 def _title(text: str) -> str:
