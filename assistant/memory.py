@@ -1,95 +1,188 @@
-"""The FAISS index of exchanges, keyed by their SQLite row ids.
+"""Memory: the vectors, query clusters, FAISS index and prototypes behind the exchanges.
 
 Contract:
-- The index holds one general-tower query vector per complete exchange; ids are exchange ids.
-- It is a cache: ``MemoryIndex.rebuild(vectors)`` recreates it from the store at any time, and
-  ``open()`` rebuilds when the file on disk is missing, unreadable or out of step with the store.
-- ``search(vector, k, among=ids)`` returns (exchange id, cosine) pairs, best first, restricted to
-  ``among`` when given (recall restricts to one person's exchanges).
-- ``save()`` writes to a temporary file, fsyncs and renames, so a crash leaves the old or the
-  new index, never a torn one.
+- ``ingest(batch)`` imports conversations: vectors are computed first (in batches, with a
+  progress bar), then exchanges and vectors are written in ONE transaction, so a failure
+  leaves nothing half-written; clusters, index and prototypes follow.
+- ``remember(exchange)`` adds one finished chat exchange the same way.
+- Clusters are recomputed when memory has grown by ``recluster_growth`` since the last
+  clustering; the FAISS index always holds exactly the complete exchanges with vectors.
+- ``train()`` trains the questioner tower on everything stored, saves it atomically in
+  ``data_dir/encoder`` and refreshes the dialogue vectors and every prototype.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
-from pathlib import Path
+from dataclasses import dataclass
 
-import faiss
 import numpy as np
+from tqdm.auto import tqdm
+
+from assistant.importers import ImportBatch, store_batch
+from assistant.index import MemoryIndex
+from assistant.settings import Settings
+from assistant.store import Exchange, Store
+from assistant.vectors import VectorStore
+from profiles.clusters import cluster_queries
+from profiles.encoding import Encoders, dialogue_from
+from profiles.tower import Dialogue
+
+CHUNK = 256
 
 
-class MemoryIndex:
-    def __init__(self, dim: int, path: Path | None = None):
-        self.dim = dim
-        self.path = path
-        self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._lock = threading.Lock()
+@dataclass(frozen=True)
+class TrainOutcome:
+    n_dialogues: int
+    n_people: int
+    n_clusters: int
+    seconds: float
+    losses: list[float]
 
-    @classmethod
-    def rebuild(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, path: Path | None = None) -> "MemoryIndex":
-        memory = cls(dim, path)
-        memory.add(ids, vectors)
-        return memory
 
-    @classmethod
-    def open(cls, path: Path, ids: np.ndarray, vectors: np.ndarray, dim: int) -> "MemoryIndex":
-        """The index saved at ``path`` if it holds exactly ``ids``; otherwise rebuilt and saved."""
-        try:
-            memory = cls(dim, path)
-            memory.index = faiss.read_index(str(path))
-            if memory.index.d == dim and memory.ids() == set(int(i) for i in ids):
-                return memory
-        except (RuntimeError, OSError):
-            pass  # missing or unreadable: rebuild from the store below
-        memory = cls.rebuild(ids, vectors, dim, path)
-        memory.save()
-        return memory
+class Memory:
+    def __init__(self, settings: Settings, store: Store, encoders: Encoders | None = None):
+        self.settings = settings
+        self.store = store
+        self.vectors = VectorStore(store)
+        self.encoders = encoders or Encoders(settings.embedder_path, settings.data_dir / "encoder")
+        self._index: MemoryIndex | None = None
+        self._unsaved = 0
+        self._lock = threading.RLock()
 
-    def __len__(self) -> int:
-        return self.index.ntotal
+    # The FAISS index, opened (and repaired) on first use
 
-    def ids(self) -> set[int]:
-        return set(faiss.vector_to_array(self.index.id_map).tolist())
-
-    def add(self, ids, vectors: np.ndarray) -> None:
-        if len(ids) == 0:
-            return
+    @property
+    def index(self) -> MemoryIndex:
         with self._lock:
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            if self._index is None:
+                self._sync_dialogue_vectors()
+                loaded = self.vectors.load()
+                dim = loaded.query.shape[1] if len(loaded.ids) else self._query_dim()
+                self._index = MemoryIndex.open(self.settings.data_dir / "memory.faiss", loaded.ids, loaded.query, dim)
+            return self._index
 
-    def remove(self, ids) -> int:
-        with self._lock:
-            return self.index.remove_ids(np.asarray(list(ids), dtype=np.int64))
+    def _query_dim(self) -> int:
+        return int(self.encoders.general.get_embedding_dimension())
 
-    def search(self, vector: np.ndarray, k: int, among=None) -> list[tuple[int, float]]:
-        if len(self) == 0 or k <= 0:
-            return []
-        params = None
-        if among is not None:
-            among = np.asarray(list(among), dtype=np.int64)
-            if len(among) == 0:
-                return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(among))
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+    # Adding memories
+
+    def ingest(self, batch: ImportBatch, progress: bool = True) -> list[int]:
+        exchanges = batch.exchanges
+        dialogues = [Dialogue(e.query, e.context, e.reply) for e in exchanges]
+        query, dialogue = self._encode([e.query for e in exchanges], dialogues, progress)
+        with self._lock, self.store.transaction():
+            ids = store_batch(self.store, batch)
+            self.vectors.put(ids, query, dialogue)
+        self._after_adding(ids, query)
+        self.save()
+        return ids
+
+    def remember(self, exchange: Exchange) -> None:
+        dialogue = dialogue_from(exchange.user_text, exchange.context, exchange.reply)
+        query, vector = self._encode([exchange.user_text], [dialogue], progress=False)
         with self._lock:
-            scores, ids = self.index.search(query, min(k, len(self)), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+            self.vectors.put([exchange.id], query, vector)
+            self._after_adding([exchange.id], query)
+
+    def _encode(self, queries: list[str], dialogues: list[Dialogue], progress: bool):
+        query_parts, dialogue_parts = [], []
+        chunks = range(0, len(queries), CHUNK)
+        for start in tqdm(chunks, desc="embedding", unit="chunk", disable=not progress or len(chunks) < 2):
+            query_parts.append(self.encoders.queries(queries[start : start + CHUNK]))
+            dialogue_parts.append(self.encoders.dialogues(dialogues[start : start + CHUNK]))
+        return np.vstack(query_parts), np.vstack(dialogue_parts)
+
+    def _after_adding(self, ids: list[int], query: np.ndarray) -> None:
+        with self._lock:
+            if not self.recluster():
+                centroids = self.vectors.centroids()
+                if centroids is not None:
+                    for exchange_id, label in zip(ids, np.argmax(query @ centroids.T, axis=1)):
+                        self.vectors.set_cluster(exchange_id, int(label))
+            self.index.add(ids, query)
+            self._unsaved += len(ids)
+            if self._unsaved >= self.settings.index_save_every:
+                self.save()
+            self.refresh_prototypes(self.store.profiles_of(ids))
 
     def save(self) -> None:
-        if self.path is None:
+        """Write the index to disk (it is rebuilt from the store at start-up if this was missed)."""
+        with self._lock:
+            self.index.save()
+            self._unsaved = 0
+
+    # Clusters and prototypes
+
+    def recluster(self, force: bool = False) -> bool:
+        """Cluster all queries again when memory grew enough since the last time (or ``force``)."""
+        total, clustered = self.vectors.counts()
+        due = total >= self.settings.recluster_min and total >= clustered * (1 + self.settings.recluster_growth)
+        if total == 0 or not (force or due):
+            return False
+        loaded = self.vectors.load()
+        clusters = cluster_queries(loaded.query, seed=0)
+        self.vectors.set_clusters(clusters.centroids, loaded.ids, clusters.labels)
+        return True
+
+    def refresh_prototypes(self, profile_ids=None) -> None:
+        """Prototype of a person = normalised mean of their dialogue vectors (everyone if None)."""
+        people = self.store.profile_ids() if profile_ids is None else sorted(profile_ids)
+        done, vectors, counts = [], [], []
+        for person in people:
+            mine = self.vectors.load(person).dialogue
+            if mine is None or len(mine) == 0:
+                continue
+            mean = mine.mean(axis=0)
+            done.append(person)
+            vectors.append(mean / max(np.linalg.norm(mean), 1e-12))
+            counts.append(len(mine))
+        if done:
+            self.vectors.set_prototypes(done, np.stack(vectors), counts)
+
+    # The questioner tower
+
+    def train(self, seed: int = 0, progress: bool = True, **options) -> TrainOutcome:
+        from profiles.contrastive import train_questioner
+
+        self.recluster(force=self.vectors.centroids() is None)
+        rows = self.store.rows(
+            "SELECT id, profile_id, user_text, context, reply, COALESCE(cluster, 0) AS cluster "
+            "FROM exchanges WHERE status = 'complete' ORDER BY id"
+        )
+        dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
+        encoder, report = train_questioner(
+            dialogues,
+            [r["profile_id"] for r in rows],
+            cluster_labels=[r["cluster"] for r in rows],
+            model_path=self.settings.embedder_path,
+            general=self.encoders.general,
+            seed=seed,
+            progress=progress,
+            **options,
+        )
+        encoder.save(self.encoders.encoder_dir)
+        with self._lock:
+            self._sync_dialogue_vectors(progress)
+            self.save()
+        return TrainOutcome(report.n, report.n_queriers, report.n_clusters, report.seconds, report.losses)
+
+    def _sync_dialogue_vectors(self, progress: bool = False) -> None:
+        """Recompute every dialogue vector and prototype if the encoder changed since they were made."""
+        version = self.encoders.version
+        if self.store.state("dialogue_encoder") == version:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            with self._lock:
-                faiss.write_index(self.index, temp)
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        rows = self.store.rows(
+            "SELECT e.id, e.user_text, e.context, e.reply FROM exchanges e JOIN vectors v ON v.exchange_id = e.id "
+            "WHERE e.status = 'complete' ORDER BY e.id"
+        )
+        dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
+        parts = [
+            self.encoders.dialogues(dialogues[s : s + CHUNK])
+            for s in tqdm(range(0, len(dialogues), CHUNK), desc="re-encoding", disable=not progress)
+        ]
+        with self.store.transaction():
+            if parts:
+                self.vectors.set_dialogue_vectors([r["id"] for r in rows], np.vstack(parts))
+            self.store.set_state("dialogue_encoder", version)
+        self.refresh_prototypes()

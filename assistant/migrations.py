@@ -91,7 +91,12 @@ def _m002_memory(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX exchanges_cluster ON exchanges(profile_id, cluster)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory]
+def _m003_state(db: sqlite_utils.Database) -> None:
+    """Small facts about the store itself, e.g. which encoder made the dialogue vectors."""
+    db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory, _m003_state]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -16,11 +16,12 @@ from typing import Iterator
 from assistant import prompts
 from assistant.inputs import clean_message
 from assistant.local import LocalModel
-from assistant.recall import recall
+from assistant.memory import Memory
+from assistant.recall import Recollection, recall
 from assistant.router import Route, choose_route
 from assistant.settings import CloudMode, Settings
 from assistant.store import Exchange, GenerationStats, Profile, Session, Store
-from profiles.identify import identify
+from profiles.identify import AUTO, Identification, detect, identify
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Started:
     session: Session
     exchange_id: int
     route: Route
+    recollection: Recollection
+    identification: Identification | None = None  # set when the speaker was detected
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,24 @@ class Finished:
     exchange: Exchange
 
 
-TurnEvent = Started | Chunk | Finished
+@dataclass(frozen=True)
+class Unsure:
+    """The speaker was to be detected and the guess is below the threshold: ask who it is."""
+
+    identification: Identification
+
+
+TurnEvent = Started | Chunk | Finished | Unsure
 
 
 class Assistant:
     """Settings, store and models wired together; the UI and the CLI talk only to this."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, local: LocalModel | None = None):
+    def __init__(self, settings: Settings, store: Store | None = None, local: LocalModel | None = None,
+                 memory: Memory | None = None):
         self.settings = settings
         self.store = store or Store(settings.database_path, settings.max_name_chars)
+        self.memory = memory or Memory(settings, self.store)
         self._local = local
 
     @property
@@ -66,19 +78,26 @@ class Assistant:
         mode: CloudMode | None = None,
         create_speaker: bool = False,
     ) -> Iterator[TurnEvent]:
-        """Answer ``message`` from ``speaker`` in a conversation (a new one if ``session_id`` is None)."""
+        """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect) in a
+        conversation (a new one if ``session_id`` is None)."""
         text = clean_message(message, self.settings.max_message_chars)
-        person = identify(self.store, speaker, create=create_speaker)
+        person, guess = self._identify(text, speaker, session_id, create_speaker)
+        if person is None:
+            yield Unsure(guess)
+            return
         session = self._conversation(person, session_id)
-        exchange_id = self.store.begin_exchange(session.id, person.id, text)
+        exchange_id = self.store.begin_exchange(session.id, person.id, text, self._context(session.id))
+        if guess is not None:
+            self.store.record_identification(exchange_id, person.id, guess.confidence)
         reply: list[str] = []
         try:
-            context = recall(self.store, session.id, exchange_id, self.settings.history_turns)
+            recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings)
             route = choose_route(mode or self.settings.cloud_mode, self.settings)
-            yield Started(person, session, exchange_id, route)
+            yield Started(person, session, exchange_id, route, recollection, guess)
             prompt = self.local.fit(
-                prompts.system_message(self.settings.system_prompt, person.name),
-                prompts.history_messages(context),
+                prompts.system_message(self.settings.system_prompt, person.name, recollection.memories,
+                                       self.settings.recall_example_chars),
+                prompts.history_messages(recollection.history),
                 prompts.user_message(text),
             )
             timer = StreamTimer()
@@ -89,7 +108,22 @@ class Assistant:
             self.store.fail_exchange(exchange_id, _describe(error), "".join(reply))
             raise
         stats = timer.stats(route.target, self.local.name)
-        yield Finished(self.store.complete_exchange(exchange_id, "".join(reply).strip(), stats))
+        exchange = self.store.complete_exchange(exchange_id, "".join(reply).strip(), stats)
+        self.memory.remember(exchange)
+        yield Finished(exchange)
+
+    def _identify(self, text, speaker, session_id, create) -> tuple[Profile | None, Identification | None]:
+        if speaker != AUTO:
+            return identify(self.store, speaker, create=create), None
+        earlier = [e.user_text for e in self.store.session_exchanges(session_id)] if session_id else []
+        guess = detect(self.memory, text, earlier[-4:], self.settings.identify_threshold,
+                       self.settings.identify_temperature)
+        return (guess.profile if guess.sure else None), guess
+
+    def _context(self, session_id: int) -> list[str]:
+        """The last exchange of the conversation, kept with the new one for its dialogue vector."""
+        last = self.store.session_exchanges(session_id, last=1, complete_only=True)
+        return [t for e in last for t in (e.user_text, e.reply or "")]
 
     def _conversation(self, person: Profile, session_id: int | None) -> Session:
         if session_id is None:

@@ -1,16 +1,120 @@
-"""What the assistant remembers for one turn.
+"""Recall: what the assistant remembers for one turn.
 
-In this version: the session's most recent complete exchanges, oldest first. Failed and
-pending exchanges (a reply that never finished) are not fed back to the model.
+Contract: ``recall(...)`` returns a ``Recollection``:
+- ``history`` — the conversation's most recent complete exchanges, oldest first;
+- ``memories`` — the asking person's own past exchanges from other conversations, from the
+  message's query cluster first, ranked by ``w_q · query similarity (general tower) +
+  w_p · questioner similarity (questioner tower)`` and cut at ``recall_min_score``;
+- while a person has fewer than ``cold_start_min`` exchanges, exchanges of the people whose
+  prototypes are closest may be *borrowed* as style examples: they carry ``borrowed_from`` and
+  are never presented as this person's memories;
+- ``trace`` — one line saying what was recalled and why.
+Another person's exchanges are never returned as this person's own: candidates are drawn
+from FAISS restricted to the person's exchange ids.
 """
 
 from __future__ import annotations
 
-from assistant.store import Exchange, Store
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.memory import Memory
+from assistant.settings import Settings
+from assistant.store import Exchange, Profile, Store
+from profiles.tower import Dialogue
+
+BORROW_FROM = 2  # people whose exchanges a newcomer may borrow as style examples
 
 
-def recall(store: Store, session_id: int, before_exchange: int, turns: int) -> list[Exchange]:
+@dataclass(frozen=True)
+class Recalled:
+    exchange: Exchange
+    score: float
+    query_similarity: float
+    questioner_similarity: float
+    same_cluster: bool
+    borrowed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Recollection:
+    history: list[Exchange]
+    memories: list[Recalled] = field(default_factory=list)
+    trace: str = ""
+
+
+def session_history(store: Store, session_id: int, before_exchange: int, turns: int) -> list[Exchange]:
     if turns <= 0:
         return []
-    earlier = [e for e in store.session_exchanges(session_id, last=turns + 1, complete_only=True) if e.id < before_exchange]
-    return earlier[-turns:]
+    earlier = store.session_exchanges(session_id, last=turns + 1, complete_only=True)
+    return [e for e in earlier if e.id < before_exchange][-turns:]
+
+
+def recall(
+    memory: Memory, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings
+) -> Recollection:
+    store = memory.store
+    history = session_history(store, session_id, before_exchange, settings.history_turns)
+    if settings.recall_k == 0:
+        return Recollection(history, [], "recall is off")
+    own = store.memory_ids(person.id, exclude_session=session_id)
+    if len(own) == 0 and len(store.profile_ids()) < 2:
+        return Recollection(history, [], f"nothing to recall yet for {person.name}")
+
+    query = memory.encoders.queries([text])[0]
+    context = [t for e in history[-2:] for t in (e.user_text, e.reply or "")]
+    asking = memory.encoders.dialogues([Dialogue(text, context, "")])[0]
+    lenders = {} if len(own) >= settings.cold_start_min else similar_people(memory, person.id, asking)
+    pool = own + [i for lender in lenders for i in store.memory_ids(lender)]
+    hits = dict(memory.index.search(query, settings.recall_candidates, among=pool))
+    memories = rank(memory, hits, query, asking, person, lenders, settings)
+    return Recollection(history, memories, describe(person, memories, lenders, store))
+
+
+def similar_people(memory: Memory, person_id: int, asking: np.ndarray) -> dict[int, float]:
+    """The people whose prototypes are closest to how this message is asked (cold start)."""
+    ids, prototypes, _ = memory.vectors.prototypes()
+    keep = ids != person_id
+    if not keep.any() or prototypes.shape[1] != asking.shape[0]:
+        return {}
+    scores = prototypes[keep] @ asking
+    order = np.argsort(-scores)[:BORROW_FROM]
+    return {int(ids[keep][i]): float(scores[i]) for i in order}
+
+
+def rank(memory, hits, query, asking, person, lenders, settings) -> list[Recalled]:
+    if not hits:
+        return []
+    centroids = memory.vectors.centroids()
+    cluster = int(np.argmax(centroids @ query)) if centroids is not None else -1
+    vectors = memory.vectors.get(hits)
+    exchanges = memory.store.exchanges(hits)
+    names = {pid: memory.store.profile(pid).name for pid in lenders}
+    recalled = []
+    for exchange_id, query_similarity in hits.items():
+        _, dialogue, exchange_cluster = vectors[exchange_id]
+        questioner_similarity = float(dialogue @ asking) if dialogue is not None and dialogue.shape == asking.shape else 0.0
+        score = settings.recall_query_weight * query_similarity + settings.recall_questioner_weight * questioner_similarity
+        exchange = exchanges[exchange_id]
+        if score < settings.recall_min_score:
+            continue
+        borrowed = names.get(exchange.profile_id) if exchange.profile_id != person.id else None
+        recalled.append(
+            Recalled(exchange, score, query_similarity, questioner_similarity, cluster >= 0 and exchange_cluster == cluster, borrowed)
+        )
+    recalled.sort(key=lambda r: (r.borrowed_from is None, r.same_cluster, r.score), reverse=True)
+    return recalled[: settings.recall_k]
+
+
+def describe(person: Profile, memories: list[Recalled], lenders: dict, store: Store) -> str:
+    own = [m for m in memories if m.borrowed_from is None]
+    borrowed = [m for m in memories if m.borrowed_from]
+    parts = []
+    if own:
+        in_cluster = sum(m.same_cluster for m in own)
+        parts.append(f"{len(own)} of {person.name}'s past exchanges ({in_cluster} on the same topic)")
+    if borrowed:
+        lenders_named = ", ".join(sorted({m.borrowed_from for m in borrowed}))
+        parts.append(f"{len(borrowed)} style examples borrowed from {lenders_named} ({person.name} is new)")
+    return "recalled " + " and ".join(parts) if parts else f"no past exchange of {person.name} is close enough"

@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one per reply.")
     history_turns: int = Field(8, ge=0, le=200, description="Most earlier exchanges of the session put in the prompt.")
 
+    # Memory and recall
+    recall_k: int = Field(3, ge=0, le=20, description="Most past exchanges of the person shown to the model as examples.")
+    recall_candidates: int = Field(50, ge=1, le=1000, description="Nearest exchanges fetched from FAISS before ranking.")
+    recall_query_weight: float = Field(0.6, ge=0.0, le=1.0, description="Weight of query similarity (general tower).")
+    recall_questioner_weight: float = Field(0.4, ge=0.0, le=1.0, description="Weight of questioner similarity.")
+    recall_min_score: float = Field(0.25, ge=-1.0, le=1.0, description="Memories scoring below this are not used.")
+    recall_example_chars: int = Field(240, ge=20, le=4000, description="Longest text of one example in the prompt.")
+    cold_start_min: int = Field(5, ge=0, le=1000, description="Exchanges a person needs before recall uses only their own.")
+    identify_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Below this confidence, ask who is speaking.")
+    identify_temperature: float = Field(0.05, gt=0.0, le=1.0, description="Softmax temperature over prototype similarities.")
+    recluster_min: int = Field(40, ge=2, description="Exchanges needed before queries are clustered.")
+    recluster_growth: float = Field(0.5, gt=0.0, le=10.0, description="Recluster when memory grew by this fraction.")
+    index_save_every: int = Field(50, ge=1, description="Write the FAISS index after this many new exchanges.")
+
     # Limits on input
     max_message_chars: int = Field(8000, ge=1, le=1_000_000, description="Longest accepted message.")
     max_name_chars: int = Field(60, ge=1, le=500, description="Longest accepted profile name.")

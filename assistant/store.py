@@ -176,6 +176,27 @@ class Store:
             db.execute("DELETE FROM profiles WHERE id = ?", (profile.id,))
         return profile
 
+    def profile_ids(self) -> list[int]:
+        return [r["id"] for r in self.rows("SELECT id FROM profiles ORDER BY id")]
+
+    def profiles_of(self, exchange_ids) -> set[int]:
+        """The people who asked these exchanges."""
+        ids = [int(i) for i in exchange_ids]
+        if not ids:
+            return set()
+        rows = self.rows(f"SELECT DISTINCT profile_id FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["profile_id"] for r in rows}
+
+    # Facts about the store
+
+    def state(self, key: str) -> str | None:
+        rows = self.rows("SELECT value FROM state WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
     # Conversations
 
     def new_session(self, profile_id: int, title: str = "") -> Session:
@@ -249,11 +270,48 @@ class Store:
             )
         return self.exchange(exchange_id)
 
+    def record_identification(self, exchange_id: int, profile_id: int, confidence: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE exchanges SET identified_as = ?, identify_confidence = ? WHERE id = ?",
+                (profile_id, confidence, exchange_id),
+            )
+
+    def reassign_exchange(self, exchange_id: int, profile_id: int) -> Exchange:
+        """Move an exchange to another person: with its conversation if it is the only exchange in
+        it, otherwise into a new conversation of that person."""
+        exchange = self.exchange(exchange_id)
+        self.profile(profile_id)
+        with self.transaction() as db:
+            alone = db.execute("SELECT COUNT(*) FROM exchanges WHERE session_id = ?", (exchange.session_id,)).fetchone()[0] == 1
+            if alone:
+                db.execute("UPDATE sessions SET profile_id = ? WHERE id = ?", (profile_id, exchange.session_id))
+                session_id = exchange.session_id
+            else:
+                session_id = self.new_session(profile_id, _title(exchange.user_text)).id
+            db.execute("UPDATE exchanges SET profile_id = ?, session_id = ? WHERE id = ?", (profile_id, session_id, exchange_id))
+        return self.exchange(exchange_id)
+
     def exchange(self, exchange_id: int) -> Exchange:
         rows = self.rows("SELECT * FROM exchanges WHERE id = ?", (exchange_id,))
         if not rows:
             raise NotFoundError(f"No exchange {exchange_id}.")
         return Exchange(**rows[0])
+
+    def exchanges(self, ids) -> dict[int, Exchange]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        rows = self.rows(f"SELECT * FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {row["id"]: Exchange(**row) for row in rows}
+
+    def memory_ids(self, profile_id: int, exclude_session: int | None = None) -> list[int]:
+        """A person's complete exchanges outside one conversation: what recall may draw on."""
+        rows = self.rows(
+            "SELECT id FROM exchanges WHERE profile_id = ? AND status = 'complete' AND session_id IS NOT ?",
+            (profile_id, exclude_session),
+        )
+        return [r["id"] for r in rows]
 
     def session_exchanges(self, session_id: int, last: int | None = None, complete_only: bool = False) -> list[Exchange]:
         """A conversation's exchanges in order; ``last`` keeps only the most recent ones."""

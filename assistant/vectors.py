@@ -69,6 +69,33 @@ class VectorStore:
             dialogue=from_blobs(dialogue) if rows and all(d is not None for d in dialogue) else None,
         )
 
+    def get(self, ids) -> dict[int, tuple[np.ndarray, np.ndarray | None, int]]:
+        """id -> (query vector, dialogue vector, cluster or -1) for these exchanges."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        rows = self.store.rows(
+            f"""SELECT e.id, COALESCE(e.cluster, -1) AS cluster, v.query, v.dialogue FROM exchanges e
+                JOIN vectors v ON v.exchange_id = e.id WHERE e.id IN ({','.join('?' * len(ids))})""",
+            tuple(ids),
+        )
+        return {
+            r["id"]: (
+                np.frombuffer(r["query"], dtype=np.float32),
+                None if r["dialogue"] is None else np.frombuffer(r["dialogue"], dtype=np.float32),
+                r["cluster"],
+            )
+            for r in rows
+        }
+
+    def counts(self) -> tuple[int, int]:
+        """(complete exchanges with vectors, how many of them are clustered)."""
+        row = self.store.rows(
+            "SELECT COUNT(*) AS n, COUNT(e.cluster) AS clustered FROM exchanges e "
+            "JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete'"
+        )[0]
+        return row["n"], row["clustered"]
+
     def missing_ids(self) -> list[int]:
         """Complete exchanges that have no vectors yet."""
         rows = self.store.rows(

@@ -2,7 +2,7 @@ import pytest
 
 from assistant.errors import InputError, ModelError
 from assistant.pipeline import Assistant, Chunk, Finished, Started
-from assistant.recall import recall
+from assistant.recall import session_history
 
 
 def run(assistant, message, speaker, session_id=None):
@@ -29,8 +29,8 @@ def test_the_second_turn_sees_the_first(assistant, store):
     first = run(assistant, "My favourite colour is green.", alice.id)[2].exchange
     second = run(assistant, "What did I just tell you?", alice.id, first.session_id)[2].exchange
     assert second.session_id == first.session_id
-    assert [e.id for e in recall(store, first.session_id, second.id + 1, 8)] == [first.id, second.id]
-    assert recall(store, first.session_id, second.id, 8)[0].user_text == "My favourite colour is green."
+    assert [e.id for e in session_history(store, first.session_id, second.id + 1, 8)] == [first.id, second.id]
+    assert session_history(store, first.session_id, second.id, 8)[0].user_text == "My favourite colour is green."
 
 
 def test_speaker_can_be_created_by_name(assistant, store):

@@ -1,0 +1,1 @@
+"""Benchmarks of Confidant's components, run as ``python -m bench.<name>``."""

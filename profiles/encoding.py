@@ -1,0 +1,83 @@
+"""The towers the app encodes with: the general tower always, the questioner tower once trained.
+
+Contract:
+- ``Encoders(embedder_path, encoder_dir)`` loads the general tower lazily (once per process and
+  path) and the trained questioner encoder from ``encoder_dir`` if one has been saved there.
+- ``queries(texts)`` gives general-tower vectors of messages (WHAT is asked).
+- ``dialogues(dialogues)`` gives the vectors that tell people apart (WHO is asking): the dual
+  embedding when a questioner tower is trained, else the general tower over the dialogue text,
+  so identification and prototypes work (less well) before the first training.
+- ``version`` names what produced the dialogue vectors; vectors from another version are stale.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from profiles.tower import Dialogue, QuestionerEncoder, dialogue_text, load_general_tower
+
+_general_cache: dict[str, object] = {}
+_general_lock = threading.Lock()
+
+
+def shared_general_tower(path: Path):
+    with _general_lock:
+        key = str(path)
+        if key not in _general_cache:
+            _general_cache[key] = load_general_tower(path)
+        return _general_cache[key]
+
+
+def dialogue_from(user_text: str, context_json: str | list, reply: str | None) -> Dialogue:
+    context = json.loads(context_json) if isinstance(context_json, str) else list(context_json)
+    return Dialogue(query=user_text, context=[str(c) for c in context], reply=reply or "")
+
+
+class Encoders:
+    def __init__(self, embedder_path: Path, encoder_dir: Path):
+        self.embedder_path = Path(embedder_path)
+        self.encoder_dir = Path(encoder_dir)
+        self._questioner: QuestionerEncoder | None = None
+        self._loaded_version: str | None = None
+
+    @property
+    def general(self):
+        return shared_general_tower(self.embedder_path)
+
+    @property
+    def meta(self) -> dict | None:
+        """The saved encoder's metadata (when trained, on how much), or None before training."""
+        path = self.encoder_dir / "meta.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    @property
+    def version(self) -> str:
+        meta = self.meta
+        return f"questioner:{meta['trained_at']}" if meta else "general"
+
+    @property
+    def questioner(self) -> QuestionerEncoder | None:
+        version = self.version
+        if version == "general":
+            return None
+        if self._questioner is None or self._loaded_version != version:
+            self._questioner = QuestionerEncoder.load(self.encoder_dir, self.embedder_path, general=self.general)
+            self._loaded_version = version
+        return self._questioner
+
+    def queries(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        vectors = self.general.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def dialogues(self, dialogues: Sequence[Dialogue], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        encoder = self.questioner
+        if encoder is None:
+            return self.queries([dialogue_text(d) for d in dialogues], batch_size, progress)
+        return encoder.encode_dual(list(dialogues), batch_size)
