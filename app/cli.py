@@ -7,6 +7,7 @@ Thin by design: parses arguments into settings, calls the engine, prints. Every
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Sequence
@@ -45,8 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     chat = commands.add_parser("chat", parents=[common], help="chat in the terminal, one message per line")
-    chat.add_argument("--as", dest="speaker", required=True, metavar="NAME", help="who is speaking (created if new)")
+    chat.add_argument(
+        "--as", dest="speaker", required=True, metavar="NAME", help="who is speaking (created if new), or 'auto' to detect"
+    )
     chat.set_defaults(handler=cmd_chat)
+
+    imports = commands.add_parser("import", parents=[common], help="import past conversations")
+    imports.add_argument("file", help="the file to import (JSONL, optionally .gz, for mqd)")
+    imports.add_argument("--format", required=True, choices=["mqd"], help="the file's format")
+    imports.add_argument("--responder", required=True, help="whose replies become the assistant's side")
+    imports.set_defaults(handler=cmd_import)
+
+    train = commands.add_parser("train", parents=[common], help="train the questioner encoder on stored exchanges")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="run an evaluation and write results.json")
+    evaluations = evaluate.add_subparsers(dest="evaluation", required=True, metavar="EVALUATION")
+    personal = evaluations.add_parser("personalization", help="replies to the same query from different people")
+    personal.add_argument("--data", required=True, help="directory with train.jsonl.gz and test.jsonl.gz (mqd format)")
+    personal.add_argument("--responder", required=True, help="whose replies to learn, e.g. rachel_green")
+    personal.add_argument("--limit", type=int, default=150, help="test pairs to answer (stratified by questioner)")
+    personal.add_argument("--seed", type=int, default=0)
+    personal.add_argument("--out", required=True, help="directory for results.json and the chart")
+    personal.set_defaults(handler=cmd_eval_personalization)
 
     profiles = commands.add_parser("profiles", help="list, add, rename or delete people")
     actions = profiles.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -88,24 +111,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.pipeline import Assistant, Chunk, Finished, Started
+    from assistant.pipeline import Assistant
+    from profiles.identify import AUTO
 
     assistant = Assistant(settings_from(args))
-    speaker = assistant.store.get_or_add_profile(args.speaker)
+    detect = args.speaker.strip().lower() == AUTO
+    speaker = AUTO if detect else assistant.store.get_or_add_profile(args.speaker).id
     interactive = sys.stdin.isatty()
-    session_id, failures = None, 0
+    chat = TerminalChat(assistant, interactive)
     while True:
         if interactive:
-            print(f"{speaker.name}> ", end="", file=sys.stderr, flush=True)
+            print("> ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
         if not line:
             break
-        if not line.strip():
-            continue
+        if line.strip():
+            chat.send(line, speaker)
+    return 1 if chat.failures else 0
+
+
+class TerminalChat:
+    """One conversation in the terminal: replies to stdout, everything else to stderr."""
+
+    def __init__(self, assistant, interactive: bool):
+        self.assistant, self.interactive = assistant, interactive
+        self.session_id, self.failures = None, 0
+
+    def send(self, line: str, speaker) -> None:
+        from assistant.pipeline import Chunk, Finished, Started, Unsure
+
         try:
-            for event in assistant.turn(line, speaker.id, session_id):
+            for event in self.assistant.turn(line, speaker, self.session_id):
+                if isinstance(event, Unsure):
+                    chosen = self.ask_who(event.identification)
+                    if chosen is not None:
+                        self.send(line, chosen)
+                    return
                 if isinstance(event, Started):
-                    session_id = event.session.id
+                    self.session_id = event.session.id
+                    if event.identification:
+                        print(f"[{event.identification.describe()}]", file=sys.stderr, flush=True)
                 elif isinstance(event, Chunk):
                     print(event.text, end="", flush=True)
                 elif isinstance(event, Finished):
@@ -113,12 +158,63 @@ def cmd_chat(args: argparse.Namespace) -> int:
                     print(status_line(event.exchange), file=sys.stderr, flush=True)
         except InputError as error:  # a bad message costs that message only
             print(f"confidant: {error}", file=sys.stderr)
-            failures += 1
-    return 1 if failures else 0
+            self.failures += 1
+
+    def ask_who(self, guess) -> int | None:
+        names = ", ".join(f"{p.name} {c:.0%}" for p, c in guess.candidates) or "nobody is known yet"
+        if not self.interactive:
+            print(f"confidant: not sure who is speaking ({names}); run with --as NAME", file=sys.stderr)
+            self.failures += 1
+            return None
+        answer = input(f"Who is speaking? ({names}) ").strip()
+        return self.assistant.store.get_or_add_profile(answer).id if answer else None
 
 
 def status_line(exchange) -> str:
     return f"[{exchange.route} · {exchange.model} · first token {exchange.ttft_ms / 1000:.2f} s · {exchange.tokens_per_s:.0f} tok/s]"
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assistant.importers import mqd
+    from assistant.memory import Memory
+
+    settings = settings_from(args)
+    store = open_store(args)
+    batch = mqd.parse(Path(args.file), args.responder)
+    for line, problem in batch.problems[:20]:
+        print(f"{args.file}:{line}: skipped: {problem}", file=sys.stderr)
+    if len(batch.problems) > 20:
+        print(f"... and {len(batch.problems) - 20} more malformed lines", file=sys.stderr)
+    ids = Memory(settings, store).ingest(batch, progress=True)
+    print(f"imported {len(ids)} exchanges with {len(batch.people)} people ({len(batch.problems)} lines skipped)")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from assistant.memory import Memory
+
+    settings = settings_from(args)
+    outcome = Memory(settings, open_store(args)).train(seed=args.seed, progress=True)
+    print(
+        f"trained the questioner encoder on {outcome.n_dialogues} exchanges of {outcome.n_people} people "
+        f"({outcome.n_clusters} query clusters) in {outcome.seconds:.0f} s; loss {outcome.losses[0]:.3f} → {outcome.losses[-1]:.3f}"
+    )
+    return 0
+
+
+def cmd_eval_personalization(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from assistant.evaluation import personalization
+
+    results = personalization.run(
+        Path(args.data), args.responder, args.limit, args.seed, Path(args.out), load_settings(), progress=True
+    )
+    print(personalization.markdown_table(results))
+    print(json.dumps({k: results[k] for k in ("speaker_id", "same_query", "timings_s")}, indent=2))
+    return 0
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
@@ -150,7 +246,9 @@ def cmd_profiles_delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
-    store.delete_profile(profile.name)
+    from assistant.memory import Memory
+
+    Memory(settings_from(args), store).delete_profile(profile.name)
     print(f"deleted {profile.name}")
     return 0
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Callable
 
 from assistant.store import Exchange, Session
+
+Lookup = Callable[[list[int]], dict[int, Exchange]]
 
 
 def status_text(exchange: Exchange) -> str:
@@ -14,6 +18,8 @@ def status_text(exchange: Exchange) -> str:
         parts.append(f"{exchange.ttft_ms / 1000:.2f} s to first token")
     if exchange.tokens_per_s:
         parts.append(f"{exchange.tokens_per_s:.0f} tok/s")
+    if exchange.identified_as is not None and exchange.identify_confidence is not None:
+        parts.append(f"speaker detected ({exchange.identify_confidence:.0%})")
     return " · ".join(parts)
 
 
@@ -26,10 +32,32 @@ def reply_content(exchange: Exchange) -> str:
     return "<sub>…(no reply was recorded)</sub>"
 
 
-def chat_messages(exchanges: list[Exchange]) -> list[dict]:
+def memories_message(recalled: str | dict | None, lookup: Lookup) -> dict | None:
+    """A collapsible note listing the memories a reply drew on, or None when it used none."""
+    summary = json.loads(recalled) if isinstance(recalled, str) else recalled
+    if not summary or not summary.get("memories"):
+        return None
+    found = lookup([m["id"] for m in summary["memories"]])
+    lines = [summary.get("trace", "")]
+    for memory in summary["memories"]:
+        exchange = found.get(memory["id"])
+        if exchange is None:
+            lines.append("- *(a memory that has since been forgotten)*")
+            continue
+        who = f"borrowed from {memory['borrowed_from']}" if memory.get("borrowed_from") else exchange.created_at[:10]
+        lines.append(f"- **{_clip(exchange.user_text)}** → {_clip(exchange.reply or '')} <sub>({who}, score {memory['score']:.2f})</sub>")
+    count = len(summary["memories"])
+    title = f"🧠 {count} {'memory' if count == 1 else 'memories'} used"
+    return {"role": "assistant", "content": "\n".join(lines), "metadata": {"title": title, "status": "done"}}
+
+
+def chat_messages(exchanges: list[Exchange], lookup: Lookup) -> list[dict]:
     messages = []
     for exchange in exchanges:
         messages.append({"role": "user", "content": exchange.user_text})
+        note = memories_message(exchange.recalled, lookup)
+        if note:
+            messages.append(note)
         messages.append({"role": "assistant", "content": reply_content(exchange)})
     return messages
 
@@ -37,3 +65,15 @@ def chat_messages(exchanges: list[Exchange]) -> list[dict]:
 def session_label(session: Session) -> str:
     when = datetime.fromisoformat(session.updated_at).astimezone().strftime("%b %d, %H:%M")
     return f"{session.title or 'New conversation'} · {when}"
+
+
+def encoder_status(meta: dict | None) -> str:
+    if not meta:
+        return "Not trained yet: people are told apart by the general sentence embedder only."
+    when = datetime.fromisoformat(meta["trained_at"]).astimezone().strftime("%b %d %Y, %H:%M")
+    return f"Trained {when} on {meta['n_dialogues']:,} exchanges of {meta['n_queriers']} people."
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

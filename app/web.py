@@ -1,7 +1,8 @@
-"""The Gradio web app: chat, who's speaking, conversations, the cloud control.
+"""The Gradio web app: chat, who's speaking (chosen or detected), conversations, memories used,
+the questioner encoder and the cloud control.
 
-It holds no logic of its own: every action calls the ``Assistant`` or its store, and every
-``ConfidantError`` becomes a visible message without losing what the user typed.
+It holds no logic of its own: every action calls the ``Assistant``, its store or its memory,
+and every ``ConfidantError`` becomes a visible message without losing what the user typed.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import gradio as gr
 
 from app import render
 from assistant.errors import ConfidantError
-from assistant.pipeline import Assistant, Chunk, Finished, Started
+from assistant.pipeline import Assistant, Chunk, Finished, Started, Unsure
 from assistant.settings import Settings
+from profiles.identify import AUTO, correct
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 NEW_PERSON = "__new__"
@@ -22,31 +24,32 @@ CLOUD_MODES = [("Off", "off"), ("Auto", "auto"), ("Always", "always")]
 
 
 def build_app(assistant: Assistant) -> gr.Blocks:
-    settings = assistant.settings
-    store = assistant.store
+    settings, store, memory = assistant.settings, assistant.store, assistant.memory
 
     def people_choices() -> list[tuple[str, int | str]]:
-        return [(p.name, p.id) for p in store.profiles()] + [("➕ New person…", NEW_PERSON)]
+        people = [(p.name, p.id) for p in store.profiles()]
+        return people + [("🔍 Detect automatically", AUTO), ("➕ New person…", NEW_PERSON)]
 
     def conversation_choices(person) -> list[tuple[str, int]]:
-        if not isinstance(person, int):
-            return []
-        return [(render.session_label(s), s.id) for s in store.sessions(person)]
+        return [(render.session_label(s), s.id) for s in store.sessions(person)] if isinstance(person, int) else []
+
+    def history(session_id) -> list[dict]:
+        return render.chat_messages(store.session_exchanges(session_id), store.exchanges) if session_id else []
 
     def open_person(person):
-        """Show a person's latest conversation (or the new-person form)."""
+        """Show a person's latest conversation (the new-person form, or an empty chat to detect)."""
         if not isinstance(person, int):
-            return gr.update(visible=True), [], None, gr.update(choices=[], value=None)
+            return gr.update(visible=person == NEW_PERSON), [], None, gr.update(choices=[], value=None)
         sessions = store.sessions(person)
         session_id = sessions[0].id if sessions else None
-        history = render.chat_messages(store.session_exchanges(session_id)) if session_id else []
-        choices = conversation_choices(person)
-        return gr.update(visible=False), history, session_id, gr.update(choices=choices, value=session_id)
+        return gr.update(visible=False), history(session_id), session_id, gr.update(
+            choices=conversation_choices(person), value=session_id
+        )
 
     def on_load():
         people = store.profiles()
         person = people[0].id if people else NEW_PERSON
-        return gr.update(choices=people_choices(), value=person), *open_person(person)
+        return gr.update(choices=people_choices(), value=person), *open_person(person), render.encoder_status(memory.encoders.meta)
 
     def add_person(name):
         try:
@@ -56,11 +59,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return gr.update(), gr.update(), gr.update(value=name)
         gr.Info(f"Added {profile.name}.")
         return gr.update(choices=people_choices(), value=profile.id), gr.update(visible=False), gr.update(value="")
-
-    def open_conversation(session_id):
-        if session_id is None:
-            return [], None
-        return render.chat_messages(store.session_exchanges(session_id)), session_id
 
     def rename_person(person, new):
         if not isinstance(person, int):
@@ -79,12 +77,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             gr.Warning("Choose the person to delete first.")
             return gr.update(visible=False), gr.update()
         profile = store.profile(person)
-        count = store.count_exchanges(profile.id)
-        return gr.update(visible=True), f"Delete **{profile.name}** and their {count} exchanges for good?"
+        return gr.update(visible=True), f"Delete **{profile.name}** and their {store.count_exchanges(profile.id)} exchanges for good?"
 
     def delete_person(person):
         try:
-            profile = store.delete_profile(store.profile(person).name)
+            profile = memory.delete_profile(store.profile(person).name)
         except ConfidantError as error:
             gr.Warning(str(error))
             return gr.update(), gr.update(visible=False)
@@ -92,36 +89,80 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         people = store.profiles()
         return gr.update(choices=people_choices(), value=people[0].id if people else NEW_PERSON), gr.update(visible=False)
 
-    def new_conversation():
-        return [], None, gr.update(value=None)
-
-    def send(message, person, session_id, mode, history):
-        history = list(history or [])
-        if not isinstance(person, int):
+    def send(message, person, session_id, mode, shown_before):
+        shown_before = list(shown_before or [])
+        if person == NEW_PERSON or person is None:
             gr.Warning("Choose who is speaking first, or add a new person.")
-            yield history, message, session_id, gr.update()
+            yield {message_box: message}
             return
-        shown = history + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        shown = shown_before + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
         reply = ""
         try:
             for event in assistant.turn(message, person, session_id, mode):
+                if isinstance(event, Unsure):
+                    yield ask_who(event, message)
+                    return
                 if isinstance(event, Started):
                     session_id = event.session.id
-                    yield shown, "", session_id, gr.update()
+                    note = render.memories_message(event.recollection.summary(), store.exchanges)
+                    if note:
+                        shown.insert(-1, note)
+                    yield {chat: shown, message_box: "", session_state: session_id, **guess_updates(event)}
                 elif isinstance(event, Chunk):
                     reply += event.text
                     shown[-1] = {"role": "assistant", "content": reply}
-                    yield shown, "", session_id, gr.update()
+                    yield {chat: shown}
                 elif isinstance(event, Finished):
                     shown[-1] = {"role": "assistant", "content": render.reply_content(event.exchange)}
-                    yield shown, "", session_id, gr.update(choices=conversation_choices(person), value=session_id)
+                    owner = event.exchange.profile_id
+                    yield {chat: shown, conversations: gr.update(choices=conversation_choices(owner), value=session_id)}
         except ConfidantError as error:
             gr.Warning(str(error))
-            if session_id is None or not reply:  # nothing was answered: give the text back to edit
-                yield history, message, session_id, gr.update()
+            if not reply:  # nothing was answered: give the text back to edit
+                yield {chat: shown_before, message_box: message}
             else:
                 shown[-1] = {"role": "assistant", "content": f"{reply}\n\n<sub>⚠️ {error}</sub>"}
-                yield shown, "", session_id, gr.update()
+                yield {chat: shown}
+
+    def ask_who(event: Unsure, message):
+        names = [(f"{p.name} ({c:.0%})", p.id) for p, c in event.identification.candidates]
+        others = [(p.name, p.id) for p in store.profiles() if p.id not in {i for _, i in names}]
+        return {
+            message_box: message,
+            who_box: gr.update(visible=True),
+            who_pick: gr.update(choices=names + others, value=None),
+        }
+
+    def guess_updates(event: Started) -> dict:
+        if event.identification is None:
+            return {guess_box: gr.update(visible=False)}
+        others = [(p.name, p.id) for p in store.profiles() if p.id != event.person.id]
+        return {
+            guess_box: gr.update(visible=True),
+            guess_text: f"🔍 {event.identification.describe().capitalize()}. Not {event.person.name}? It was:",
+            guess_pick: gr.update(choices=others, value=None),
+            last_exchange: event.exchange_id,
+        }
+
+    def speaker_chosen(chosen):
+        return gr.update(value=chosen), gr.update(visible=False)
+
+    def correct_speaker(exchange_id, chosen, person):
+        if exchange_id is None or chosen is None:
+            return gr.update(), gr.update(), gr.update()
+        correct(memory, exchange_id, chosen)
+        moved = store.exchange(exchange_id)
+        gr.Info(f"Noted: that was {store.profile(chosen).name}. I'll learn from it.")
+        return gr.update(visible=False), moved.session_id, history(moved.session_id)
+
+    def retrain():
+        try:
+            outcome = memory.train(progress=False)
+        except ConfidantError as error:
+            gr.Warning(str(error))
+            return render.encoder_status(memory.encoders.meta)
+        gr.Info(f"Trained on {outcome.n_dialogues} exchanges of {outcome.n_people} people in {outcome.seconds:.0f} s.")
+        return render.encoder_status(memory.encoders.meta)
 
     cloud_note = (
         "Off keeps everything on this device; Auto sends hard questions to the cloud model."
@@ -133,6 +174,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
     with gr.Blocks(title=settings.assistant_name, fill_height=True) as app:
         session_state = gr.State(None)
+        last_exchange = gr.State(None)
         gr.HTML(
             f'<div id="cf-header"><img src="/gradio_api/file={ASSETS / "icon.svg"}" alt="">'
             f"<div><h1>{settings.assistant_name}</h1><p>{bind_note}</p></div></div>"
@@ -154,18 +196,20 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         with gr.Row():
                             confirm_button = gr.Button("Delete for good", variant="stop", elem_id="cf-confirm-delete")
                             cancel_button = gr.Button("Cancel", elem_id="cf-cancel-delete")
+                with gr.Accordion("Who-is-asking encoder", open=False, elem_id="cf-encoder"):
+                    encoder_text = gr.Markdown(elem_id="cf-encoder-status")
+                    retrain_button = gr.Button("Retrain", elem_id="cf-retrain")
             with gr.Column(scale=3, min_width=300):
-                chat = gr.Chatbot(
-                    elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"], feedback_options=None
-                )
+                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"], feedback_options=None)
+                with gr.Group(visible=False, elem_id="cf-who") as who_box:
+                    who_pick = gr.Radio(label="I'm not sure who is speaking. Who are you?", choices=[], elem_id="cf-who-pick")
+                with gr.Group(visible=False, elem_id="cf-guess") as guess_box:
+                    guess_text = gr.Markdown(elem_id="cf-guess-text")
+                    guess_pick = gr.Radio(show_label=False, choices=[], elem_id="cf-guess-pick")
                 with gr.Row(elem_id="cf-composer", equal_height=True):
-                    message = gr.Textbox(
-                        placeholder="Type a message and press Enter",
-                        show_label=False,
-                        scale=5,
-                        min_width=200,
-                        max_lines=8,
-                        elem_id="cf-message",
+                    message_box = gr.Textbox(
+                        placeholder="Type a message and press Enter", show_label=False, scale=5, min_width=200,
+                        max_lines=8, elem_id="cf-message",
                     )
                     send_button = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="cf-send")
                 with gr.Row(elem_id="cf-cloud"):
@@ -178,30 +222,37 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
                     gr.Markdown(cloud_note, elem_id="cf-cloud-note")
 
-        app.load(on_load, outputs=[person, new_person_box, chat, session_state, conversations])
-        person.input(open_person, person, [new_person_box, chat, session_state, conversations])
-        add_event = add_button.click(add_person, new_name, [person, new_person_box, new_name])
-        new_name.submit(add_person, new_name, [person, new_person_box, new_name])
-        add_event.then(open_person, person, [new_person_box, chat, session_state, conversations])
+        person_view = [new_person_box, chat, session_state, conversations]
+        app.load(on_load, outputs=[person, *person_view, encoder_text])
+        person.input(open_person, person, person_view)
+        add_button.click(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
+        new_name.submit(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
         rename_button.click(rename_person, [person, rename_to], [person, rename_to])
         delete_button.click(ask_delete, person, [confirm_box, confirm_text])
         cancel_button.click(lambda: gr.update(visible=False), outputs=confirm_box)
-        confirm_button.click(delete_person, person, [person, confirm_box]).then(
-            open_person, person, [new_person_box, chat, session_state, conversations]
-        )
-        new_button.click(new_conversation, outputs=[chat, session_state, conversations])
-        conversations.input(open_conversation, conversations, [chat, session_state])
-        chat_inputs = [message, person, session_state, mode, chat]
-        chat_outputs = [chat, message, session_state, conversations]
-        message.submit(send, chat_inputs, chat_outputs)
+        confirm_button.click(delete_person, person, [person, confirm_box]).then(open_person, person, person_view)
+        new_button.click(lambda: ([], None, gr.update(value=None)), outputs=[chat, session_state, conversations])
+        conversations.input(lambda s: (history(s), s), conversations, [chat, session_state])
+        retrain_button.click(retrain, outputs=encoder_text)
+
+        chat_inputs = [message_box, person, session_state, mode, chat]
+        chat_outputs = [chat, message_box, session_state, conversations, who_box, who_pick, guess_box, guess_text,
+                        guess_pick, last_exchange]
+        message_box.submit(send, chat_inputs, chat_outputs)
         send_button.click(send, chat_inputs, chat_outputs)
+        who_pick.input(speaker_chosen, who_pick, [person, who_box]).then(send, chat_inputs, chat_outputs)
+        guess_pick.input(correct_speaker, [last_exchange, guess_pick, person], [guess_box, session_state, chat])
     return app
 
 
 def serve(settings: Settings) -> None:
     assistant = Assistant(settings)
-    # Load the model while the server starts, so the first reply does not wait for it.
-    threading.Thread(target=lambda: assistant.local, daemon=True).start()
+
+    def warm_up():  # load the models while the server starts, so the first reply does not wait
+        assistant.local
+        assistant.memory.index
+
+    threading.Thread(target=warm_up, daemon=True).start()
     app = build_app(assistant)
     app.queue(default_concurrency_limit=settings.concurrency)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})", flush=True)

@@ -103,7 +103,7 @@ class LocalModel:
                 )
             history = history[2:]
 
-    def stream(self, prompt: Prompt, seed: int | None = None) -> Iterator[str]:
+    def stream(self, prompt: Prompt, seed: int | None = None, stop: list[str] = ()) -> Iterator[str]:
         """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated."""
         s = self.settings
         with self._lock:
@@ -116,7 +116,7 @@ class LocalModel:
                     top_k=s.top_k,
                     repeat_penalty=s.repeat_penalty,
                     seed=s.seed if seed is None else seed,
-                    stop=prompt.stop,
+                    stop=[*prompt.stop, *stop],
                     stream=True,
                 ):
                     text = chunk["choices"][0]["text"]

@@ -14,7 +14,7 @@ Contract:
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -71,6 +71,7 @@ class Memory:
         exchanges = batch.exchanges
         dialogues = [Dialogue(e.query, e.context, e.reply) for e in exchanges]
         query, dialogue = self._encode([e.query for e in exchanges], dialogues, progress)
+        self.index  # opened (from the store) before the write, so the new ids are added exactly once
         with self._lock, self.store.transaction():
             ids = store_batch(self.store, batch)
             self.vectors.put(ids, query, dialogue)
@@ -81,6 +82,7 @@ class Memory:
     def remember(self, exchange: Exchange) -> None:
         dialogue = dialogue_from(exchange.user_text, exchange.context, exchange.reply)
         query, vector = self._encode([exchange.user_text], [dialogue], progress=False)
+        self.index  # opened before the write, so the new id is added exactly once
         with self._lock:
             self.vectors.put([exchange.id], query, vector)
             self._after_adding([exchange.id], query)
@@ -112,6 +114,17 @@ class Memory:
             self.index.save()
             self._unsaved = 0
 
+    def delete_profile(self, name: str):
+        """Delete a person with everything they said, and drop their exchanges from the index."""
+        profile = self.store.profile(name)
+        ids = self.store.memory_ids(profile.id)
+        self.store.delete_profile(profile.name)
+        with self._lock:
+            if self._index is not None:  # an index not opened yet is rebuilt from the store when it is
+                self._index.remove(ids)
+                self.save()
+        return profile
+
     # Clusters and prototypes
 
     def recluster(self, force: bool = False) -> bool:
@@ -142,7 +155,9 @@ class Memory:
 
     # The questioner tower
 
-    def train(self, seed: int = 0, progress: bool = True, **options) -> TrainOutcome:
+    def train(self, seed: int = 0, progress: bool = True, use_clusters: bool = True, augment: bool = True) -> TrainOutcome:
+        """Train on every stored exchange; the flags switch off parts of the method (ablations)."""
+        from profiles.augment import Strength
         from profiles.contrastive import train_questioner
 
         self.recluster(force=self.vectors.centroids() is None)
@@ -154,12 +169,12 @@ class Memory:
         encoder, report = train_questioner(
             dialogues,
             [r["profile_id"] for r in rows],
-            cluster_labels=[r["cluster"] for r in rows],
+            cluster_labels=[r["cluster"] if use_clusters else 0 for r in rows],
             model_path=self.settings.embedder_path,
             general=self.encoders.general,
             seed=seed,
             progress=progress,
-            **options,
+            strength=Strength() if augment else Strength(*(0.0,) * len(fields(Strength))),
         )
         encoder.save(self.encoders.encoder_dir)
         with self._lock:

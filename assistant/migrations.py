@@ -94,6 +94,7 @@ def _m002_memory(db: sqlite_utils.Database) -> None:
 def _m003_state(db: sqlite_utils.Database) -> None:
     """Small facts about the store itself, e.g. which encoder made the dialogue vectors."""
     db.execute("CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("ALTER TABLE exchanges ADD COLUMN recalled TEXT")  # JSON: the trace and the memories used
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory, _m003_state]

@@ -92,16 +92,17 @@ class Assistant:
         reply: list[str] = []
         try:
             recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings)
+            self.store.record_recall(exchange_id, recollection.summary())
             route = choose_route(mode or self.settings.cloud_mode, self.settings)
             yield Started(person, session, exchange_id, route, recollection, guess)
+            chars = self.settings.recall_example_chars
             prompt = self.local.fit(
-                prompts.system_message(self.settings.system_prompt, person.name, recollection.memories,
-                                       self.settings.recall_example_chars),
-                prompts.history_messages(recollection.history),
+                prompts.system_message(self.settings.system_prompt, person.name, recollection.memories, chars),
+                prompts.example_messages(recollection.memories, chars) + prompts.history_messages(recollection.history),
                 prompts.user_message(text),
             )
             timer = StreamTimer()
-            for piece in timer.watch(self.local.stream(prompt)):
+            for piece in timer.watch(self.local.stream(prompt, stop=prompts.stop_strings(person.name))):
                 reply.append(piece)
                 yield Chunk(piece)
         except BaseException as error:  # includes the consumer closing the stream early

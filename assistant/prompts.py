@@ -23,20 +23,36 @@ def typical_words(replies: list[str]) -> int | None:
 
 
 def system_message(persona: str, speaker: str, memories=(), example_chars: int = 240) -> dict:
-    """Persona, who is asking, and recalled exchanges as examples (own first, then borrowed)."""
+    """Persona, who is asking, borrowed style examples, and how long replies to them usually are.
+
+    The person's own memories are not here: they go in as earlier chat turns
+    (``example_messages``), the format a small chat model imitates best.
+    """
     lines = [persona, f"You are talking with {speaker}."]
     own = [m.exchange for m in memories if not m.borrowed_from]
     borrowed = [m.exchange for m in memories if m.borrowed_from]
-    if own:
-        lines.append(f"Earlier, {speaker} asked you things like this, and you answered:")
-        lines += [f"{speaker}: {clip(e.user_text, example_chars)}\nYou: {clip(e.reply or '', example_chars)}" for e in own]
     if borrowed:
         lines.append(f"You don't know {speaker} well yet. Here is how you answered people who talk like them:")
-        lines += [f"Someone: {clip(e.user_text, example_chars)}\nYou: {clip(e.reply or '', example_chars)}" for e in borrowed]
+        lines += [f"- \"{clip(e.user_text, example_chars)}\" → \"{clip(e.reply or '', example_chars)}\"" for e in borrowed]
     words = typical_words([e.reply or "" for e in own or borrowed])
     if words:
         lines.append(f"Answer {speaker} in your own voice, in about {max(words, 3)} words.")
     return {"role": "system", "content": "\n".join(lines)}
+
+
+def example_messages(memories, example_chars: int = 240) -> list[dict]:
+    """The person's own recalled exchanges as earlier user/assistant turns, oldest first."""
+    own = sorted((m.exchange for m in memories if not m.borrowed_from), key=lambda e: e.id)
+    messages = []
+    for exchange in own:
+        messages.append({"role": "user", "content": clip(exchange.user_text, example_chars)})
+        messages.append({"role": "assistant", "content": clip(exchange.reply or "", example_chars)})
+    return messages
+
+
+def stop_strings(speaker: str) -> list[str]:
+    """Where a small model that starts writing the other side of the dialogue must stop."""
+    return [f"\n{speaker}:", "\nYou:", "\nUser:"]
 
 
 def history_messages(exchanges: list[Exchange]) -> list[dict]:

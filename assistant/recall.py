@@ -43,6 +43,16 @@ class Recollection:
     memories: list[Recalled] = field(default_factory=list)
     trace: str = ""
 
+    def summary(self) -> dict:
+        """What is stored with the exchange: the trace and which memories were used, and how."""
+        return {
+            "trace": self.trace,
+            "memories": [
+                {"id": m.exchange.id, "score": round(m.score, 3), "same_topic": m.same_cluster, "borrowed_from": m.borrowed_from}
+                for m in self.memories
+            ],
+        }
+
 
 def session_history(store: Store, session_id: int, before_exchange: int, turns: int) -> list[Exchange]:
     if turns <= 0:
@@ -54,22 +64,36 @@ def session_history(store: Store, session_id: int, before_exchange: int, turns: 
 def recall(
     memory: Memory, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings
 ) -> Recollection:
-    store = memory.store
-    history = session_history(store, session_id, before_exchange, settings.history_turns)
-    if settings.recall_k == 0:
-        return Recollection(history, [], "recall is off")
-    own = store.memory_ids(person.id, exclude_session=session_id)
-    if len(own) == 0 and len(store.profile_ids()) < 2:
-        return Recollection(history, [], f"nothing to recall yet for {person.name}")
-
-    query = memory.encoders.queries([text])[0]
+    """The turn's conversation history and the person's memories from other conversations."""
+    history = session_history(memory.store, session_id, before_exchange, settings.history_turns)
     context = [t for e in history[-2:] for t in (e.user_text, e.reply or "")]
+    memories, trace = recall_memories(memory, person, text, context, settings, exclude_session=session_id)
+    return Recollection(history, memories, trace)
+
+
+def recall_memories(
+    memory: Memory,
+    person: Profile,
+    text: str,
+    context: list[str],
+    settings: Settings,
+    exclude_session: int | None = None,
+    use_clusters: bool = True,
+) -> tuple[list[Recalled], str]:
+    """The person's best-matching past exchanges for ``text`` asked after ``context``, and a trace."""
+    store = memory.store
+    if settings.recall_k == 0:
+        return [], "recall is off"
+    own = store.memory_ids(person.id, exclude_session=exclude_session)
+    if not own and len(store.profile_ids()) < 2:
+        return [], f"nothing to recall yet for {person.name}"
+    query = memory.encoders.queries([text])[0]
     asking = memory.encoders.dialogues([Dialogue(text, context, "")])[0]
     lenders = {} if len(own) >= settings.cold_start_min else similar_people(memory, person.id, asking)
     pool = own + [i for lender in lenders for i in store.memory_ids(lender)]
     hits = dict(memory.index.search(query, settings.recall_candidates, among=pool))
-    memories = rank(memory, hits, query, asking, person, lenders, settings)
-    return Recollection(history, memories, describe(person, memories, lenders, store))
+    memories = rank(memory, hits, query, asking, person, lenders, settings, use_clusters)
+    return memories, describe(person, memories)
 
 
 def similar_people(memory: Memory, person_id: int, asking: np.ndarray) -> dict[int, float]:
@@ -83,11 +107,11 @@ def similar_people(memory: Memory, person_id: int, asking: np.ndarray) -> dict[i
     return {int(ids[keep][i]): float(scores[i]) for i in order}
 
 
-def rank(memory, hits, query, asking, person, lenders, settings) -> list[Recalled]:
+def rank(memory, hits, query, asking, person, lenders, settings, use_clusters=True) -> list[Recalled]:
     if not hits:
         return []
     centroids = memory.vectors.centroids()
-    cluster = int(np.argmax(centroids @ query)) if centroids is not None else -1
+    cluster = int(np.argmax(centroids @ query)) if centroids is not None and use_clusters else -1
     vectors = memory.vectors.get(hits)
     exchanges = memory.store.exchanges(hits)
     names = {pid: memory.store.profile(pid).name for pid in lenders}
@@ -107,7 +131,7 @@ def rank(memory, hits, query, asking, person, lenders, settings) -> list[Recalle
     return recalled[: settings.recall_k]
 
 
-def describe(person: Profile, memories: list[Recalled], lenders: dict, store: Store) -> str:
+def describe(person: Profile, memories: list[Recalled]) -> str:
     own = [m for m in memories if m.borrowed_from is None]
     borrowed = [m for m in memories if m.borrowed_from]
     parts = []

@@ -71,6 +71,7 @@ class Exchange:
     cluster: int | None = None
     identified_as: int | None = None
     identify_confidence: float | None = None
+    recalled: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,8 @@ class Store:
                 with transaction(self.db) as db:
                     yield db
             except sqlite3.OperationalError as error:
-                raise StoreError(
-                    f"could not write to the database {self.path}: {error} (is the disk full or read-only?)"
-                ) from None
+                hint = " (is the disk full or read-only?)" if _is_disk_problem(error) else ""
+                raise StoreError(f"could not write to the database {self.path}: {error}{hint}") from None
 
     # People
 
@@ -277,6 +277,11 @@ class Store:
                 (profile_id, confidence, exchange_id),
             )
 
+    def record_recall(self, exchange_id: int, recalled: dict) -> None:
+        """What recall put in front of the model for this exchange (shown under the reply)."""
+        with self.transaction() as db:
+            db.execute("UPDATE exchanges SET recalled = ? WHERE id = ?", (json.dumps(recalled), exchange_id))
+
     def reassign_exchange(self, exchange_id: int, profile_id: int) -> Exchange:
         """Move an exchange to another person: with its conversation if it is the only exchange in
         it, otherwise into a new conversation of that person."""
@@ -328,6 +333,10 @@ class Store:
         if profile_id is None:
             return self.rows("SELECT COUNT(*) AS n FROM exchanges")[0]["n"]
         return self.rows("SELECT COUNT(*) AS n FROM exchanges WHERE profile_id = ?", (profile_id,))[0]["n"]
+
+
+def _is_disk_problem(error: sqlite3.OperationalError) -> bool:
+    return any(word in str(error).lower() for word in ("disk", "readonly", "read-only", "locked", "i/o"))
 
 
 def _title(text: str) -> str:

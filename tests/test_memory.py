@@ -1,0 +1,210 @@
+"""Questioner-aware memory on small real data: a slice of the Friends pairs answered by Rachel."""
+
+import gzip
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import InputError
+from assistant.evaluation.metrics import balanced_accuracy
+from assistant.importers import mqd
+from assistant.memory import Memory
+from assistant.pipeline import Assistant, Chunk, Finished, Started, Unsure
+from assistant.recall import recall_memories
+from assistant.settings import load_settings
+from assistant.store import Store
+from profiles.clusters import cluster_queries
+from profiles.identify import AUTO, correct, detect
+from profiles.tower import Dialogue
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
+RESPONDER = "rachel_green"
+
+
+def memory_at(data_dir: Path, **overrides) -> Memory:
+    settings = load_settings(data_dir=data_dir, max_tokens=32, temperature=0.0, seed=3, **overrides)
+    return Memory(settings, Store(settings.database_path))
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    """The fixture's train split imported and the questioner tower trained, once per module."""
+    data_dir = tmp_path_factory.mktemp("trained")
+    memory = memory_at(data_dir)
+    memory.ingest(mqd.parse(FIXTURES / "train.jsonl.gz", RESPONDER), progress=False)
+    general = {
+        "prototypes": memory.vectors.prototypes(),
+        "test": memory.encoders.dialogues(held_out_dialogues()[1]),
+    }
+    outcome = memory.train(seed=0, progress=False)
+    memory.store.close()
+    return data_dir, outcome, general
+
+
+@pytest.fixture
+def trained(trained_dir, tmp_path):
+    """A private copy of the trained store, free to change."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_dir[0], data_dir)
+    return memory_at(data_dir)
+
+
+def held_out_records():
+    return [r for _, r, problem in mqd.read_records(FIXTURES / "test.jsonl.gz") if not problem]
+
+
+def held_out_dialogues():
+    records = held_out_records()
+    names = [mqd.display_name(r["querier"]) for r in records]
+    return names, [Dialogue(r["query"], [t["text"] for t in r["context"]], r["response"]) for r in records]
+
+
+def nearest(prototype_ids, prototypes, vectors):
+    return prototype_ids[np.argmax(vectors @ prototypes.T, axis=1)]
+
+
+def test_import_makes_profiles_sessions_clusters_and_index(trained_dir):
+    memory = memory_at(trained_dir[0])
+    names = sorted(p.name for p in memory.store.profiles())
+    assert names == ["Chandler Bing", "Dr Ross Geller", "Joey Tribbiani", "Monica Geller", "Phoebe Buffay"]
+    assert memory.store.count_exchanges() == 350
+    clusters = memory.store.rows("SELECT cluster, COUNT(*) AS n FROM exchanges GROUP BY cluster")
+    assert all(row["cluster"] is not None for row in clusters) and 5 <= len(clusters) <= 10
+    assert memory.index.ids() == {i for p in memory.store.profile_ids() for i in memory.store.memory_ids(p)}
+    assert len(memory.index) == 350
+    assert (trained_dir[0] / "memory.faiss").is_file()
+
+
+def test_clustering_chooses_k_from_the_data_and_assigns_consistently(trained):
+    loaded = trained.vectors.load()
+    clusters = cluster_queries(loaded.query, seed=0)
+    assert 5 <= clusters.k <= 10
+    assert np.array_equal(clusters.assign(loaded.query), clusters.labels)
+    tiny = cluster_queries(loaded.query[:30], seed=0)
+    assert tiny.k == 1  # too little data for more than one cluster
+
+
+def test_training_lowers_the_loss_and_separates_held_out_queriers(trained_dir):
+    data_dir, outcome, general = trained_dir
+    assert outcome.losses[-1] < outcome.losses[0]
+    assert (data_dir / "encoder" / "meta.json").is_file()
+    memory = memory_at(data_dir)
+    names, dialogues = held_out_dialogues()
+    truth = [memory.store.find_profile(n).id for n in names]
+    ids, prototypes, _ = memory.vectors.prototypes()
+    dual = balanced_accuracy(truth, nearest(ids, prototypes, memory.encoders.dialogues(dialogues)))
+    general_ids, general_prototypes, _ = general["prototypes"]
+    baseline = balanced_accuracy(truth, nearest(general_ids, general_prototypes, general["test"]))
+    assert dual > baseline, (dual, baseline)
+
+
+def test_too_little_data_says_what_is_needed(tmp_path):
+    memory = memory_at(tmp_path)
+    records = list(mqd.read_records(FIXTURES / "train.jsonl.gz"))[:8]
+    lines = "".join(json.dumps(r) + "\n" for _, r, _ in records)
+    small = tmp_path / "small.jsonl"
+    small.write_text(lines)
+    memory.ingest(mqd.parse(small, RESPONDER), progress=False)
+    with pytest.raises(InputError, match="at least"):
+        memory.train(progress=False)
+
+
+def test_recall_never_returns_another_persons_exchanges(trained):
+    store = trained.store
+    for person in store.profiles():
+        own = set(store.memory_ids(person.id))
+        for query in ("Are you okay?", "What are you doing here?", "I love you", "Where is the coffee?"):
+            memories, trace = recall_memories(trained, person, query, [], trained.settings)
+            assert memories, trace
+            assert {m.exchange.id for m in memories} <= own
+            assert all(m.borrowed_from is None for m in memories)
+
+
+def test_a_newcomer_borrows_style_examples_and_the_trace_says_so(trained):
+    newcomer = trained.store.add_profile("Gunther")
+    memories, trace = recall_memories(trained, newcomer, "Can I get you a coffee?", [], trained.settings)
+    assert memories and all(m.borrowed_from for m in memories)
+    assert all(m.exchange.profile_id != newcomer.id for m in memories)
+    assert "borrowed" in trace and "Gunther is new" in trace
+
+
+def test_detection_guesses_people_from_how_they_write(trained):
+    names, dialogues = held_out_dialogues()
+    right = 0
+    for name, dialogue in zip(names, dialogues):
+        guess = detect(trained, dialogue.query, [], threshold=0.0, temperature=0.05)
+        right += guess.profile.name == name
+    assert right / len(names) > 1 / 5  # better than chance among five people
+
+
+def test_unsure_detection_asks_instead_of_guessing(trained, local):
+    settings = trained.settings.model_copy(update={"identify_threshold": 0.99})
+    assistant = Assistant(settings, store=trained.store, local=local, memory=trained)
+    before = trained.store.count_exchanges()
+    events = list(assistant.turn("Hey, how are you?", AUTO))
+    assert len(events) == 1 and isinstance(events[0], Unsure)
+    assert events[0].identification.candidates
+    assert trained.store.count_exchanges() == before  # nothing stored until someone is chosen
+
+
+def test_detected_turn_records_the_guess_and_a_correction_moves_it(trained, local):
+    settings = trained.settings.model_copy(update={"identify_threshold": 0.0})
+    assistant = Assistant(settings, store=trained.store, local=local, memory=trained)
+    events = list(assistant.turn("Ross, we were on a break!", AUTO))
+    started, finished = events[0], events[-1]
+    assert isinstance(started, Started) and started.identification is not None
+    exchange = finished.exchange
+    assert exchange.identified_as == started.person.id and exchange.identify_confidence > 0
+    other = next(p for p in trained.store.profiles() if p.id != started.person.id)
+    correct(trained, exchange.id, other.id)
+    moved = trained.store.exchange(exchange.id)
+    assert moved.profile_id == other.id and trained.store.session(moved.session_id).profile_id == other.id
+
+
+def test_chat_turns_become_memories_with_vectors_and_cluster(trained, local):
+    assistant = Assistant(trained.settings, store=trained.store, local=local, memory=trained)
+    monica = trained.store.find_profile("Monica Geller")
+    events = list(assistant.turn("Did you clean the kitchen?", monica.id))
+    exchange = events[-1].exchange
+    assert exchange.id in trained.index.ids()
+    assert trained.vectors.get([exchange.id])[exchange.id][1] is not None
+    assert trained.store.exchange(exchange.id).cluster is not None
+    started = events[0]
+    assert started.recollection.memories and "Monica Geller" in started.recollection.trace
+
+
+def test_malformed_lines_are_reported_with_line_numbers(tmp_path):
+    good = next(r for _, r, _ in mqd.read_records(FIXTURES / "train.jsonl.gz"))
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"responder": "rachel_green"}), "[1, 2]", json.dumps(good)]) + "\n")
+    batch = mqd.parse(path, RESPONDER)
+    assert [line for line, _ in batch.problems] == [2, 3, 4]
+    assert "missing or empty 'querier'" in batch.problems[1][1]
+    assert len(batch.exchanges) == 2
+
+
+def test_unknown_responder_and_unreadable_file_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="responders found: rachel_green"):
+        mqd.parse(FIXTURES / "train.jsonl.gz", "gunther")
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(InputError, match="could not read"):
+        mqd.parse(broken, RESPONDER)
+
+
+def test_a_failed_import_leaves_nothing_half_written(tmp_path, monkeypatch):
+    memory = memory_at(tmp_path)
+    batch = mqd.parse(FIXTURES / "train.jsonl.gz", RESPONDER)
+
+    def disk_full(*args, **kwargs):  # injected fault: the real disk cannot be filled on demand
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(memory.vectors, "put", disk_full)
+    with pytest.raises(Exception, match="disk is full"):
+        memory.ingest(batch, progress=False)
+    assert memory.store.count_exchanges() == 0
+    assert memory.store.profiles() == []
