@@ -43,7 +43,7 @@ def test_a_failed_generation_keeps_the_users_message(settings, store, local):
         name = "broken"
         fit = local.fit
 
-        def stream(self, prompt):
+        def stream(self, prompt, **options):
             yield "Half a"
             raise ModelError("the local model failed while generating: out of memory")
 
