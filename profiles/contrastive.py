@@ -154,7 +154,7 @@ def train_questioner(dialogues: Sequence[Dialogue], querier_ids: Sequence[Hashab
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             opt.step(), sched.step()
-            total, count = total + float(loss), count + 1
+            total, count = total + loss.item(), count + 1
             bar.update(1)
             bar.set_postfix(loss=f"{total / count:.3f}")
         report.losses.append(round(total / max(count, 1), 4))

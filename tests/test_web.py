@@ -75,10 +75,18 @@ def test_chat_streams_shows_status_and_survives_reload(browser_page, tmp_path):
         first_words = stored_reply.split("\n")[0][:20]
 
         page.reload()
-        expect(page.locator("#cf-person input")).to_have_value("Alice")
-        expect(page.locator('#cf-chat [data-testid="user"]')).to_contain_text("nice name for a goldfish")
-        expect(page.locator('#cf-chat [data-testid="bot"]')).to_contain_text(first_words)
-        expect(page.locator("#cf-conversations")).to_contain_text("Hello! What is a nice name")
+        expect_conversation(page, first_words)
+
+    with running_server(data_dir) as url:  # a restarted server shows the same conversation
+        page.goto(url)
+        expect_conversation(page, first_words)
+
+
+def expect_conversation(page, first_words):
+    expect(page.locator("#cf-person input")).to_have_value("Alice")
+    expect(page.locator('#cf-chat [data-testid="user"]')).to_contain_text("nice name for a goldfish")
+    expect(page.locator('#cf-chat [data-testid="bot"]')).to_contain_text(first_words)
+    expect(page.locator("#cf-conversations")).to_contain_text("Hello! What is a nice name")
 
 
 def test_people_are_added_renamed_and_deleted_in_the_ui(browser_page, tmp_path):

@@ -1,0 +1,55 @@
+"""The personalization benchmark end to end on a tiny slice: every system runs, the JSON has its shape."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
+CONFIDANT = str(Path(sys.executable).parent / "confidant")
+
+
+def write_slice(source: Path, target: Path, per_querier: int) -> None:
+    """The first ``per_querier`` pairs of each questioner."""
+    seen, kept = {}, []
+    with gzip.open(source, "rt") as handle:
+        for line in handle:
+            querier = json.loads(line)["querier"]
+            if seen.get(querier, 0) < per_querier:
+                seen[querier] = seen.get(querier, 0) + 1
+                kept.append(line)
+    with gzip.open(target, "wt") as handle:
+        handle.writelines(kept)
+
+
+def test_eval_personalization_end_to_end(tmp_path):
+    data = tmp_path / "mqd"
+    data.mkdir()
+    write_slice(FIXTURES / "train.jsonl.gz", data / "train.jsonl.gz", 30)
+    write_slice(FIXTURES / "test.jsonl.gz", data / "test.jsonl.gz", 3)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [CONFIDANT, "eval", "personalization", "--data", str(data), "--responder", "rachel_green",
+         "--limit", "4", "--seed", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| querier_aware |" in result.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["responder"] == "rachel_green" and results["n"] == 4
+    systems = {"zero_shot", "fewshot_generic", "retrieval_querier", "querier_aware", "no_clusters", "no_augmentation", "general_only"}
+    assert set(results["systems"]) == systems
+    for row in results["systems"].values():
+        assert 0 <= row["rougeL"] <= 100 and row["rougeL_ci95"][0] <= row["rougeL"] <= row["rougeL_ci95"][1]
+        assert row["bleu"] >= 0
+    assert set(results["paired_delta_vs"]) == systems - {"querier_aware"}
+    assert all(len(d["ci95"]) == 2 for d in results["paired_delta_vs"].values())
+    speaker = results["speaker_id"]
+    assert set(speaker["single"]) == {"general", "dual_tower", "chance"} and speaker["single"]["chance"] == 0.2
+    assert set(speaker["session5"]) >= {"general", "dual_tower"}
+    assert set(results["same_query"]) >= {"distinct_reply_rate", "intended_querier_acc", "chance"}
+    assert set(results["timings_s"]) == {"import", "train", "generate"}
+    assert (out / "rougeL.png").stat().st_size > 1000
+    assert not (out / "work").exists()  # temporary stores are cleaned up
