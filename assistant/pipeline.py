@@ -102,7 +102,8 @@ class Assistant:
                 prompts.user_message(text),
             )
             timer = StreamTimer()
-            for piece in timer.watch(self.local.stream(prompt, stop=prompts.stop_strings(person.name))):
+            stop = prompts.stop_strings(person.name, recollection.memories)
+            for piece in timer.watch(self.local.stream(prompt, stop=stop)):
                 reply.append(piece)
                 yield Chunk(piece)
         except BaseException as error:  # includes the consumer closing the stream early

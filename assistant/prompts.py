@@ -22,7 +22,10 @@ def typical_words(replies: list[str]) -> int | None:
     return int(statistics.median(lengths)) if lengths else None
 
 
-def system_message(persona: str, speaker: str, memories=(), example_chars: int = 240) -> dict:
+SHORT_REPLY_WORDS = 20  # people answered in a line or two get a one-paragraph reply
+
+
+def system_message(persona: str, speaker: str, memories=(), example_chars: int = 240, scene: list[str] = ()) -> dict:
     """Persona, who is asking, borrowed style examples, and how long replies to them usually are.
 
     The person's own memories are not here: they go in as earlier chat turns
@@ -34,7 +37,10 @@ def system_message(persona: str, speaker: str, memories=(), example_chars: int =
     if borrowed:
         lines.append(f"You don't know {speaker} well yet. Here is how you answered people who talk like them:")
         lines += [f"- \"{clip(e.user_text, example_chars)}\" → \"{clip(e.reply or '', example_chars)}\"" for e in borrowed]
-    words = typical_words([e.reply or "" for e in own or borrowed])
+    if scene:
+        lines.append("What was just said, before this message:")
+        lines += [f"- {clip(line, example_chars)}" for line in scene]
+    words = typical_words([m.exchange.reply or "" for m in memories])
     if words:
         lines.append(f"Answer {speaker} in your own voice, in about {max(words, 3)} words.")
     return {"role": "system", "content": "\n".join(lines)}
@@ -50,9 +56,14 @@ def example_messages(memories, example_chars: int = 240) -> list[dict]:
     return messages
 
 
-def stop_strings(speaker: str) -> list[str]:
-    """Where a small model that starts writing the other side of the dialogue must stop."""
-    return [f"\n{speaker}:", "\nYou:", "\nUser:"]
+def stop_strings(speaker: str, memories=()) -> list[str]:
+    """Where a small model must stop: when it starts writing the other side of the dialogue, and
+    after the first paragraph when this person is usually answered in a line or two."""
+    stops = [f"\n{speaker}:", "\nYou:", "\nUser:"]
+    words = typical_words([m.exchange.reply or "" for m in memories])
+    if words is not None and words <= SHORT_REPLY_WORDS:
+        stops.append("\n")
+    return stops
 
 
 def history_messages(exchanges: list[Exchange]) -> list[dict]:
@@ -64,9 +75,5 @@ def history_messages(exchanges: list[Exchange]) -> list[dict]:
     return messages
 
 
-def user_message(text: str, context: list[str] = ()) -> dict:
-    """The message, preceded by earlier lines of a scene that are not part of this chat."""
-    if not context:
-        return {"role": "user", "content": text}
-    earlier = "\n".join(f"(earlier) {line}" for line in context)
-    return {"role": "user", "content": f"{earlier}\n{text}"}
+def user_message(text: str) -> dict:
+    return {"role": "user", "content": text}

@@ -107,9 +107,9 @@ def _step_loss(head, states, segs, y, idx, rng, strength, temperature) -> torch.
 
 def train_questioner(dialogues: Sequence[Dialogue], querier_ids: Sequence[Hashable], *,
                      cluster_labels, model_path=None, general=None, cached=None, seed: int = 0,
-                     epochs: int = 6, tap_layer: int = 4, head_config: dict | None = None,
-                     batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.05,
-                     temperature: float = 0.1, balance: float = 0.5, dual_weight: float = 0.5,
+                     epochs: int = 3, tap_layer: int = 4, head_config: dict | None = None,
+                     batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 0.05,
+                     temperature: float = 0.1, balance: float = 0.5, dual_weight: float = 0.9,
                      strength: Strength = Strength(), progress: bool = True
                      ) -> tuple[QuestionerEncoder, TrainReport]:
     """Train the questioner head; see the module docstring.

@@ -110,10 +110,11 @@ class Bench:
 
     def generate(self, querier: str, pair: TestPair, memories: list[Recalled]) -> str:
         chars = self.settings.recall_example_chars
-        system = prompts.system_message(self.persona, querier, memories, chars)
+        system = prompts.system_message(self.persona, querier, memories, chars, scene=pair.context)
         examples = prompts.example_messages(memories, chars)
-        prompt = self.local.fit(system, examples, prompts.user_message(pair.query, pair.context))
-        return "".join(self.local.stream(prompt, seed=self.seed, stop=prompts.stop_strings(querier))).strip()
+        prompt = self.local.fit(system, examples, prompts.user_message(pair.query))
+        stop = prompts.stop_strings(querier, memories)
+        return "".join(self.local.stream(prompt, seed=self.seed, stop=stop)).strip()
 
     def answer(self, system: str, pair: TestPair, querier: str | None = None) -> str:
         querier = querier or pair.querier
