@@ -28,3 +28,15 @@ class ModelError(ConfidantError):
 
 class StoreError(ConfidantError):
     """The database could not be opened or written."""
+
+
+class CloudError(ConfidantError):
+    """The cloud model could not be reached or failed while answering; answer on this device."""
+
+
+class CloudUnavailable(CloudError):
+    """The cloud is paused after repeated failures (circuit breaker open); nothing was sent."""
+
+
+class PrivacyError(ConfidantError):
+    """Personal data could not be reliably removed from a message; it must not leave the device."""

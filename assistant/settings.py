@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -126,6 +126,26 @@ class Settings(BaseSettings):
     cloud_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1.")
     cloud_model: str | None = Field(None, description="Model name at the cloud endpoint.")
     cloud_api_key: str | None = Field(None, description="API key for the cloud endpoint.")
+    cloud_connect_timeout: float = Field(5.0, gt=0.0, le=120.0, description="Seconds to open a connection to the cloud.")
+    cloud_first_token_timeout: float = Field(
+        20.0, gt=0.0, le=600.0, description="Seconds to wait for the first reply text (also the longest silence mid-reply)."
+    )
+    cloud_total_timeout: float = Field(
+        120.0, gt=0.0, le=3600.0, description="Seconds one cloud reply may take in all, retries included."
+    )
+    cloud_max_retries: int = Field(2, ge=0, le=5, description="Retries on 429/5xx/connection errors before the first text.")
+    cloud_breaker_failures: int = Field(3, ge=1, le=100, description="Consecutive cloud failures that pause the cloud.")
+    cloud_breaker_cooldown: float = Field(60.0, gt=0.0, le=3600.0, description="Seconds the cloud stays paused.")
+
+    @model_validator(mode="after")
+    def _cloud_from_openai_env(self) -> "Settings":
+        # The openai client's own variables are honoured as a fallback, resolved here so that
+        # configuration is still read in one place (the cloud client never looks at the env).
+        if not self.cloud_base_url:
+            self.cloud_base_url = os.environ.get("OPENAI_BASE_URL") or None
+        if not self.cloud_api_key:
+            self.cloud_api_key = os.environ.get("OPENAI_API_KEY") or None
+        return self
 
     @field_validator("model_path")
     @classmethod
