@@ -100,8 +100,7 @@ class Memory:
             if not self.recluster():
                 centroids = self.vectors.centroids()
                 if centroids is not None:
-                    for exchange_id, label in zip(ids, np.argmax(query @ centroids.T, axis=1)):
-                        self.vectors.set_cluster(exchange_id, int(label))
+                    self.vectors.assign_clusters(ids, np.argmax(query @ centroids.T, axis=1))
             self.index.add(ids, query)
             self._unsaved += len(ids)
             if self._unsaved >= self.settings.index_save_every:

@@ -116,10 +116,12 @@ class VectorStore:
             )
             db.conn.executemany("UPDATE exchanges SET cluster = ? WHERE id = ?", [(int(l), int(i)) for i, l in zip(ids, labels)])
 
-    def set_cluster(self, exchange_id: int, cluster: int) -> None:
+    def assign_clusters(self, ids, labels) -> None:
+        """Put new exchanges into existing clusters, in one transaction."""
+        pairs = [(int(label), int(i)) for i, label in zip(ids, labels)]
         with self.store.transaction() as db:
-            db.execute("UPDATE exchanges SET cluster = ? WHERE id = ?", (cluster, exchange_id))
-            db.execute("UPDATE clusters SET size = size + 1 WHERE id = ?", (cluster,))
+            db.conn.executemany("UPDATE exchanges SET cluster = ? WHERE id = ?", pairs)
+            db.conn.executemany("UPDATE clusters SET size = size + 1 WHERE id = ?", [(label,) for label, _ in pairs])
 
     def centroids(self) -> np.ndarray | None:
         rows = self.store.rows("SELECT centroid FROM clusters ORDER BY id")
