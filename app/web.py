@@ -127,6 +127,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def ask_who(event: Unsure, message):
         names = [(f"{p.name} ({c:.0%})", p.id) for p, c in event.identification.candidates]
         others = [(p.name, p.id) for p in store.profiles() if p.id not in {i for _, i in names}]
+        if not names and not others:
+            gr.Warning("Nobody is known yet: add a person first.")
+            return {message_box: message}
         return {
             message_box: message,
             who_box: gr.update(visible=True),
