@@ -95,15 +95,9 @@ class Assistant:
             self.store.record_recall(exchange_id, recollection.summary())
             route = choose_route(mode or self.settings.cloud_mode, self.settings)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            chars = self.settings.recall_example_chars
-            prompt = self.local.fit(
-                prompts.system_message(self.settings.system_prompt, person.name, recollection.memories, chars),
-                prompts.example_messages(recollection.memories, chars) + prompts.history_messages(recollection.history),
-                prompts.user_message(text),
-            )
             timer = StreamTimer()
             stop = prompts.stop_strings(person.name, recollection.memories)
-            for piece in timer.watch(self.local.stream(prompt, stop=stop)):
+            for piece in timer.watch(self.local.stream(self._prompt(person, recollection, text), stop=stop)):
                 reply.append(piece)
                 yield Chunk(piece)
         except BaseException as error:  # includes the consumer closing the stream early
@@ -113,6 +107,15 @@ class Assistant:
         exchange = self.store.complete_exchange(exchange_id, "".join(reply).strip(), stats)
         self.memory.remember(exchange)
         yield Finished(exchange)
+
+    def _prompt(self, person: Profile, recollection: Recollection, text: str):
+        """Persona, who is asking and their memories, the conversation so far, the message."""
+        chars = self.settings.recall_example_chars
+        return self.local.fit(
+            prompts.system_message(self.settings.system_prompt, person.name, recollection.memories, chars),
+            prompts.example_messages(recollection.memories, chars) + prompts.history_messages(recollection.history),
+            prompts.user_message(text),
+        )
 
     def _identify(self, text, speaker, session_id, create) -> tuple[Profile | None, Identification | None]:
         if speaker != AUTO:
