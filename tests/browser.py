@@ -1,4 +1,5 @@
-"""Helpers for real-browser tests: a Confidant server on a free port and headless Chromium."""
+"""Helpers for tests against real servers: start one on a free port, wait until it answers, stop it;
+and the headless Chromium that browser tests drive."""
 
 from __future__ import annotations
 
@@ -22,35 +23,41 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, *extra_args: str, env_extra: dict | None = None):
-    """Start ``confidant serve`` and yield its URL once it answers HTTP; stop it afterwards."""
-    port = free_port()
-    env = {**os.environ, "CONFIDANT_MAX_TOKENS": "64", **(env_extra or {})}
-    log = open(data_dir.parent / f"server-{port}.log", "w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "confidant"), "serve", "--port", str(port), "--data-dir", str(data_dir), *extra_args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/"
+def serving(command: list[str], ready_url: str, headers: dict | None = None, log=subprocess.DEVNULL, env=None):
+    """Start ``command`` and yield once ``ready_url`` answers 200 (within 120 s); stop it afterwards."""
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
-        while True:
+        while not _answers(ready_url, headers or {}):
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{port}.log').read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield url
+                raise RuntimeError(f"{command[0]} exited while starting (exit code {process.returncode})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ready_url} did not answer within 120 s")
+            time.sleep(0.3)
+        yield process
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
+            process.wait()
+
+
+def _answers(url: str, headers: dict) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def running_server(data_dir: Path, *extra_args: str, env_extra: dict | None = None):
+    """Start ``confidant serve`` on a free port and yield its URL once it answers HTTP."""
+    port = free_port()
+    env = {**os.environ, "CONFIDANT_MAX_TOKENS": "64", **(env_extra or {})}
+    url = f"http://127.0.0.1:{port}/"
+    command = [str(Path(sys.executable).parent / "confidant"), "serve", "--port", str(port), "--data-dir", str(data_dir), *extra_args]
+    with open(data_dir.parent / f"server-{port}.log", "w") as log, serving(command, url, log=log, env=env):
+        yield url

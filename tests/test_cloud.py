@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import threading
 import time
 
-import httpx
 import pytest
 
 from assistant.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from assistant.cloud import CloudModel, check, describe_check
 from assistant.errors import CloudError, CloudUnavailable
 from assistant.settings import bundled_model_path, load_settings
+from tests.browser import free_port, serving
 from tests.faults import WORDS, FaultServer
 
 KEY = "test-key-7f3a"
 ASK = [{"role": "user", "content": "Say hello in one short sentence."}]
 FIRST, TOTAL = 2.0, 5.0  # small timeouts: every faulty reply must end within these
 SLACK = 1.5  # scheduling slack on a loaded 2-core machine, not a speed claim
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -38,31 +30,11 @@ def no_openai_env(monkeypatch):
 @pytest.fixture(scope="module")
 def llama_server():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", KEY, "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", KEY, "--verbose", "False"]
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "the llama.cpp server exited while starting"
-            assert time.monotonic() < deadline, "the llama.cpp server did not start within 120 s"
-            try:
-                if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+    with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def cloud_settings(tmp_path, url, **overrides):
