@@ -44,6 +44,8 @@ class Encoders:
         self.encoder_dir = Path(encoder_dir)
         self._questioner: QuestionerEncoder | None = None
         self._loaded_version: str | None = None
+        self._meta: dict | None = None
+        self._meta_stamp: int | None = None
 
     @property
     def general(self):
@@ -51,9 +53,19 @@ class Encoders:
 
     @property
     def meta(self) -> dict | None:
-        """The saved encoder's metadata (when trained, on how much), or None before training."""
+        """The saved encoder's metadata (when trained, on how much), or None before training.
+
+        Read again only when the file changes (a retrain here or in another process): this is
+        asked on every turn, and a stat is all it should cost.
+        """
         path = self.encoder_dir / "meta.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if stamp != self._meta_stamp:
+            self._meta, self._meta_stamp = json.loads(path.read_text()), stamp
+        return self._meta
 
     @property
     def version(self) -> str:
