@@ -32,6 +32,17 @@ CHUNK = 256
 
 
 @dataclass(frozen=True)
+class FrozenPass:
+    """One pass of the frozen transformer over stored exchanges (see ``Memory.frozen_pass``)."""
+
+    ids: list[int]
+    dialogues: list[Dialogue]
+    general: np.ndarray
+    states: list
+    token_ids: list
+
+
+@dataclass(frozen=True)
 class TrainOutcome:
     n_dialogues: int
     n_people: int
@@ -154,32 +165,58 @@ class Memory:
 
     # The questioner tower
 
-    def train(self, seed: int = 0, progress: bool = True, use_clusters: bool = True, augment: bool = True) -> TrainOutcome:
-        """Train on every stored exchange; the flags switch off parts of the method (ablations)."""
+    def train(self, seed: int = 0, progress: bool = True, use_clusters: bool = True, augment: bool = True,
+              frozen: "FrozenPass | None" = None) -> TrainOutcome:
+        """Train on every stored exchange; the flags switch off parts of the method (ablations).
+
+        ``frozen`` is the transformer pass of these same exchanges (``frozen_pass()``), for
+        callers that train several variants on one store's copies; it is made here otherwise.
+        The new dialogue vectors come from that same pass, so the transformer runs once.
+        """
         from profiles.augment import Strength
         from profiles.contrastive import train_questioner
 
         self.recluster(force=self.vectors.centroids() is None)
-        rows = self.store.rows(
-            "SELECT id, profile_id, user_text, context, reply, COALESCE(cluster, 0) AS cluster "
-            "FROM exchanges WHERE status = 'complete' ORDER BY id"
-        )
-        dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
+        rows = self._training_rows()
+        frozen = frozen or self.frozen_pass(progress)
+        if frozen.ids != [r["id"] for r in rows]:
+            raise ValueError("the frozen pass was made over other exchanges than this store holds")
         encoder, report = train_questioner(
-            dialogues,
+            frozen.dialogues,
             [r["profile_id"] for r in rows],
             cluster_labels=[r["cluster"] if use_clusters else 0 for r in rows],
             model_path=self.settings.embedder_path,
             general=self.encoders.general,
+            cached=(frozen.states, frozen.token_ids),
             seed=seed,
             progress=progress,
             strength=Strength() if augment else Strength(*(0.0,) * len(fields(Strength))),
         )
         encoder.save(self.encoders.encoder_dir)
         with self._lock:
-            self._sync_dialogue_vectors(progress)
+            vectors = encoder.combine(frozen.general, encoder.embed_states(frozen.states))
+            with self.store.transaction():
+                self.vectors.set_dialogue_vectors(frozen.ids, vectors)
+                self.store.set_state("dialogue_encoder", self.encoders.version)
+            self.refresh_prototypes()
             self.save()
         return TrainOutcome(report.n, report.n_queriers, report.n_clusters, report.seconds, report.losses)
+
+    def _training_rows(self):
+        return self.store.rows(
+            "SELECT e.id, e.profile_id, e.user_text, e.context, e.reply, COALESCE(e.cluster, 0) AS cluster "
+            "FROM exchanges e JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete' ORDER BY e.id"
+        )
+
+    def frozen_pass(self, progress: bool = False) -> "FrozenPass":
+        """The frozen transformer over every stored dialogue: the expensive half of training."""
+        from profiles.tower import QuestionerEncoder
+
+        rows = self._training_rows()
+        dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
+        encoder = QuestionerEncoder(self.settings.embedder_path, general=self.encoders.general)
+        general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress)
+        return FrozenPass([r["id"] for r in rows], dialogues, general, states, token_ids)
 
     def _sync_dialogue_vectors(self, progress: bool = False) -> None:
         """Recompute every dialogue vector and prototype if the encoder changed since they were made."""

@@ -95,8 +95,9 @@ class Bench:
                 copy_store(workdir / "querier_aware", workdir / name)
         self.memories = {name: self._memory(workdir / name) for name in [*VARIANTS, "general_only"]}
         started = time.perf_counter()
+        frozen = self.memories["querier_aware"].frozen_pass(progress)  # the stores are copies: one pass for all
         for name, options in VARIANTS.items():
-            self.memories[name].train(seed=seed, progress=progress, **options)
+            self.memories[name].train(seed=seed, progress=progress, frozen=frozen, **options)
             if name == "querier_aware":
                 self.timings["train"] = round(time.perf_counter() - started, 1)
         self.local = LocalModel.shared(settings)
