@@ -14,6 +14,7 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
+from app import cli_tools
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.settings import Settings, load_settings
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--as", dest="speaker", required=True, metavar="NAME", help="who is speaking (created if new), or 'auto' to detect"
     )
+    chat.add_argument("--cloud", choices=["off", "auto", "always"], help="cloud escalation for these turns (default: setting)")
     chat.set_defaults(handler=cmd_chat)
 
     imports = commands.add_parser("import", parents=[common], help="import past conversations")
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     personal.add_argument("--seed", type=int, default=0)
     personal.add_argument("--out", required=True, help="directory for results.json and the chart")
     personal.set_defaults(handler=cmd_eval_personalization)
+    cli_tools.add_commands(commands, common, evaluations)
 
     profiles = commands.add_parser("profiles", help="list, add, rename or delete people")
     actions = profiles.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -87,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_profiles_delete)
+    consent = actions.add_parser("cloud", parents=[common], help="allow or forbid sending a person's messages to the cloud")
+    consent.add_argument("name")
+    consent.add_argument("choice", choices=["allow", "never"])
+    consent.set_defaults(handler=cmd_profiles_cloud)
     return parser
 
 
@@ -118,7 +125,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     detect = args.speaker.strip().lower() == AUTO
     speaker = AUTO if detect else assistant.store.get_or_add_profile(args.speaker).id
     interactive = sys.stdin.isatty()
-    chat = TerminalChat(assistant, interactive)
+    chat = TerminalChat(assistant, interactive, args.cloud)
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
@@ -133,15 +140,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
 class TerminalChat:
     """One conversation in the terminal: replies to stdout, everything else to stderr."""
 
-    def __init__(self, assistant, interactive: bool):
-        self.assistant, self.interactive = assistant, interactive
+    def __init__(self, assistant, interactive: bool, cloud_mode: str | None = None):
+        self.assistant, self.interactive, self.cloud_mode = assistant, interactive, cloud_mode
         self.session_id, self.failures = None, 0
 
     def send(self, line: str, speaker) -> None:
-        from assistant.pipeline import Chunk, Finished, Started, Unsure
+        from assistant.pipeline import Chunk, Finished, Rerouted, Started, Unsure
 
         try:
-            for event in self.assistant.turn(line, speaker, self.session_id):
+            for event in self.assistant.turn(line, speaker, self.session_id, mode=self.cloud_mode):
                 if isinstance(event, Unsure):
                     chosen = self.ask_who(event.identification)
                     if chosen is not None:
@@ -153,6 +160,9 @@ class TerminalChat:
                         print(f"[{event.identification.describe()}]", file=sys.stderr, flush=True)
                 elif isinstance(event, Chunk):
                     print(event.text, end="", flush=True)
+                elif isinstance(event, Rerouted):  # the cloud failed mid-reply: the local answer follows
+                    print(flush=True)
+                    print(f"[{event.note}]", file=sys.stderr, flush=True)
                 elif isinstance(event, Finished):
                     print(flush=True)
                     print(status_line(event.exchange), file=sys.stderr, flush=True)
@@ -171,7 +181,9 @@ class TerminalChat:
 
 
 def status_line(exchange) -> str:
-    return f"[{exchange.route} · {exchange.model} · first token {exchange.ttft_ms / 1000:.2f} s · {exchange.tokens_per_s:.0f} tok/s]"
+    from app.render import status_text
+
+    return f"[{status_text(exchange)}]"
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -232,6 +244,13 @@ def cmd_profiles_add(args: argparse.Namespace) -> int:
 def cmd_profiles_rename(args: argparse.Namespace) -> int:
     profile = open_store(args).rename_profile(args.old, args.new)
     print(f"renamed {args.old} to {profile.name}")
+    return 0
+
+
+def cmd_profiles_cloud(args: argparse.Namespace) -> int:
+    profile = open_store(args).set_cloud_allowed(args.name, args.choice == "allow")
+    said = "may go to the cloud (when escalation allows)" if profile.cloud_allowed else "never go to the cloud"
+    print(f"{profile.name}'s messages {said}")
     return 0
 
 

@@ -12,8 +12,12 @@ Lookup = Callable[[list[int]], dict[int, Exchange]]
 
 
 def status_text(exchange: Exchange) -> str:
-    """``local · model · 0.12 s to first token · 140 tok/s`` for a finished reply."""
+    """``cloud · model · why · 0.12 s to first token · 140 tok/s`` for a finished reply."""
     parts = [exchange.route or "local", exchange.model or "?"]
+    if exchange.route_note:
+        parts.append(exchange.route_note)
+    elif exchange.route_reason and exchange.route in ("local", "cloud"):
+        parts.append(exchange.route_reason)
     if exchange.ttft_ms is not None:
         parts.append(f"{exchange.ttft_ms / 1000:.2f} s to first token")
     if exchange.tokens_per_s:
@@ -51,13 +55,23 @@ def memories_message(recalled: str | dict | None, lookup: Lookup) -> dict | None
     return {"role": "assistant", "content": "\n".join(lines), "metadata": {"title": title, "status": "done"}}
 
 
+def payload_message(payload: str | None) -> dict | None:
+    """A collapsible note showing exactly what was sent to the cloud for a turn, or None."""
+    if not payload:
+        return None
+    body = json.loads(payload)
+    lines = [f"Sent to **{body.get('model', '?')}** (personal details replaced by placeholders):"]
+    lines += [f"- *{m['role']}*: {_clip(str(m.get('content', '')), 400)}" for m in body.get("messages", [])]
+    return {"role": "assistant", "content": "\n".join(lines), "metadata": {"title": "☁️ What was sent to the cloud", "status": "done"}}
+
+
 def chat_messages(exchanges: list[Exchange], lookup: Lookup) -> list[dict]:
     messages = []
     for exchange in exchanges:
         messages.append({"role": "user", "content": exchange.user_text})
-        note = memories_message(exchange.recalled, lookup)
-        if note:
-            messages.append(note)
+        for note in (memories_message(exchange.recalled, lookup), payload_message(exchange.cloud_payload)):
+            if note:
+                messages.append(note)
         messages.append({"role": "assistant", "content": reply_content(exchange)})
     return messages
 

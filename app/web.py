@@ -14,7 +14,7 @@ import gradio as gr
 
 from app import render
 from assistant.errors import ConfidantError
-from assistant.pipeline import Assistant, Chunk, Finished, Started, Unsure
+from assistant.pipeline import Assistant, Chunk, Finished, Rerouted, Started, Unsure
 from assistant.settings import Settings
 from profiles.identify import AUTO, correct
 
@@ -112,7 +112,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     reply += event.text
                     shown[-1] = {"role": "assistant", "content": reply}
                     yield {chat: shown}
+                elif isinstance(event, Rerouted):  # the cloud failed: its partial text goes, the local answer follows
+                    reply = ""
+                    shown[-1] = {"role": "assistant", "content": f"<sub>⚠️ {event.note}</sub>"}
+                    yield {chat: shown}
                 elif isinstance(event, Finished):
+                    sent = render.payload_message(event.exchange.cloud_payload)
+                    if sent:
+                        shown.insert(-1, sent)
                     shown[-1] = {"role": "assistant", "content": render.reply_content(event.exchange)}
                     owner = event.exchange.profile_id
                     yield {chat: shown, conversations: gr.update(choices=conversation_choices(owner), value=session_id)}
@@ -158,6 +165,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         gr.Info(f"Noted: that was {store.profile(chosen).name}. I'll learn from it.")
         return gr.update(visible=False), moved.session_id, history(moved.session_id)
 
+    def consent_of(person):
+        if not isinstance(person, int):
+            return gr.update(value=False, interactive=False)
+        return gr.update(value=not store.profile(person).cloud_allowed, interactive=True)
+
+    def set_consent(person, never):
+        if not isinstance(person, int):
+            return
+        profile = store.set_cloud_allowed(store.profile(person).name, not never)
+        gr.Info(f"{profile.name}'s messages {'never go' if never else 'may go'} to the cloud.")
+
     def retrain():
         try:
             outcome = memory.train(progress=False)
@@ -193,6 +211,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 with gr.Accordion("Edit this person", open=False, elem_id="cf-edit-person"):
                     rename_to = gr.Textbox(label="New name", max_lines=1, elem_id="cf-rename-to")
                     rename_button = gr.Button("Rename", elem_id="cf-rename")
+                    never_cloud = gr.Checkbox(label="Never send this person's messages to the cloud",
+                                              elem_id="cf-never-cloud")
                     delete_button = gr.Button("Delete…", variant="stop", elem_id="cf-delete")
                     with gr.Group(visible=False) as confirm_box:
                         confirm_text = gr.Markdown(elem_id="cf-confirm-text")
@@ -228,6 +248,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         person_view = [new_person_box, chat, session_state, conversations]
         app.load(on_load, outputs=[person, *person_view, encoder_text])
         person.input(open_person, person, person_view)
+        person.change(consent_of, person, never_cloud)
+        never_cloud.input(set_consent, [person, never_cloud])
         add_button.click(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
         new_name.submit(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
         rename_button.click(rename_person, [person, rename_to], [person, rename_to])
@@ -254,6 +276,10 @@ def serve(settings: Settings) -> None:
     def warm_up():  # load the models while the server starts, so the first reply does not wait
         assistant.local
         assistant.memory.index
+        if settings.cloud_configured:
+            from assistant import privacy
+
+            privacy.prepare()
 
     threading.Thread(target=warm_up, daemon=True).start()
     app = build_app(assistant)

@@ -97,7 +97,18 @@ def _m003_state(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE exchanges ADD COLUMN recalled TEXT")  # JSON: the trace and the memories used
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory, _m003_state]
+def _m004_cloud(db: sqlite_utils.Database) -> None:
+    """Cloud escalation: per-person consent, and how each turn was routed and what was sent."""
+    db.execute("ALTER TABLE profiles ADD COLUMN cloud_allowed INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE exchanges ADD COLUMN route_decision TEXT")  # where the router sent it (before any fallback)
+    db.execute("ALTER TABLE exchanges ADD COLUMN route_reason TEXT")
+    db.execute("ALTER TABLE exchanges ADD COLUMN route_score REAL")    # difficulty score, Auto turns only
+    db.execute("ALTER TABLE exchanges ADD COLUMN route_note TEXT")     # e.g. "cloud unreachable — answered on this device"
+    db.execute("ALTER TABLE exchanges ADD COLUMN cloud_payload TEXT")  # the exact JSON body sent to the cloud
+    db.execute("CREATE INDEX exchanges_route ON exchanges(profile_id, route)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory, _m003_state, _m004_cloud]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -1,24 +1,31 @@
 """The pipeline of one turn: identify → recall → route → generate → remember.
 
 ``Assistant.turn()`` is the whole flow in one short generator. It yields events the UI and
-the CLI render: ``Started`` (who, which conversation, the route), ``Chunk`` (reply text as
-it streams) and ``Finished`` (the stored exchange with its stats). The user's message is
-committed before generation starts; if generation fails or the consumer stops early, the
-exchange is marked failed with whatever was generated, and the error propagates.
+the CLI render: ``Started`` (who, which conversation, the route and its reason),
+``Answering`` (which model the text comes from), ``Chunk`` (reply text as it streams),
+``Rerouted`` (the cloud failed: drop the text so far, the local model answers, with a note)
+and ``Finished`` (the stored exchange with its stats). The user's message is committed
+before generation starts; if generation fails or the consumer stops early, the exchange is
+marked failed with whatever was generated, and the error propagates. A cloud failure is not
+a failed turn: it is answered locally, once, in the same stored exchange.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Iterator
 
 from assistant import prompts
 from assistant.inputs import clean_message
 from assistant.local import LocalModel
 from assistant.memory import Memory
-from assistant.recall import Recollection, recall
-from assistant.router import Route, choose_route
+from assistant.errors import CloudError, PrivacyError
+from assistant.escalation import Escalation, fallback_note
+from assistant.recall import Recalled, Recollection, recall
+from assistant.route_log import RouteLog
+from assistant.router import Route, Router
 from assistant.settings import CloudMode, Settings
 from assistant.store import Exchange, GenerationStats, Profile, Session, Store
 from profiles.identify import AUTO, Identification, detect, identify
@@ -40,6 +47,21 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Answering:
+    """Which model the chunks that follow come from (sent before the first chunk)."""
+
+    route: str  # "local" or "cloud"
+    model: str
+
+
+@dataclass(frozen=True)
+class Rerouted:
+    """The cloud failed: drop the text shown so far; the local model answers from scratch."""
+
+    note: str
+
+
+@dataclass(frozen=True)
 class Finished:
     exchange: Exchange
 
@@ -51,7 +73,7 @@ class Unsure:
     identification: Identification
 
 
-TurnEvent = Started | Chunk | Finished | Unsure
+TurnEvent = Started | Answering | Chunk | Rerouted | Finished | Unsure
 
 
 class Assistant:
@@ -62,6 +84,7 @@ class Assistant:
         self.settings = settings
         self.store = store or Store(settings.database_path, settings.max_name_chars)
         self.memory = memory or Memory(settings, self.store)
+        self.routes = RouteLog(self.store)
         self._local = local
 
     @property
@@ -69,6 +92,14 @@ class Assistant:
         if self._local is None:
             self._local = LocalModel.shared(self.settings)
         return self._local
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.settings, self.memory)
+
+    @cached_property
+    def escalation(self) -> Escalation:
+        return Escalation(self.settings, self.store)
 
     def turn(
         self,
@@ -89,24 +120,41 @@ class Assistant:
         exchange_id = self.store.begin_exchange(session.id, person.id, text, self._context(session.id))
         if guess is not None:
             self.store.record_identification(exchange_id, person.id, guess.confidence)
-        reply: list[str] = []
+        reply = Reply()
         try:
-            recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings)
+            query = self.memory.encoders.queries([text])[0]
+            recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings, query)
             self.store.record_recall(exchange_id, recollection.summary())
-            route = choose_route(mode or self.settings.cloud_mode, self.settings)
+            route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
+            self.routes.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            timer = StreamTimer()
-            stop = prompts.stop_strings(person.name, recollection.memories)
-            for piece in timer.watch(self.local.stream(self._prompt(person, recollection, text), stop=stop)):
-                reply.append(piece)
-                yield Chunk(piece)
+            yield from reply.collect(self._reply(route, person, recollection, text, exchange_id))
         except BaseException as error:  # includes the consumer closing the stream early
-            self.store.fail_exchange(exchange_id, _describe(error), "".join(reply))
+            self.store.fail_exchange(exchange_id, _describe(error), reply.text)
             raise
-        stats = timer.stats(route.target, self.local.name)
-        exchange = self.store.complete_exchange(exchange_id, "".join(reply).strip(), stats)
+        exchange = self.store.complete_exchange(exchange_id, reply.text.strip(), reply.stats())
         self.memory.remember(exchange)
         yield Finished(exchange)
+
+    def _reply(self, route: Route, person: Profile, recollection: Recollection, text: str,
+               exchange_id: int) -> Iterator[Answering | Chunk | Rerouted]:
+        """The reply's text from where the route says; a failed cloud turn is answered here."""
+        if route.target == "cloud":
+            yield Answering("cloud", self.escalation.model_name)
+            try:
+                yield from map(Chunk, self.escalation.stream(exchange_id, recollection.history, text))
+                return
+            except (CloudError, PrivacyError) as error:
+                note = fallback_note(error)
+                self.routes.record_note(exchange_id, note)
+                yield Rerouted(note)
+        yield Answering("local", self.local.name)
+        if route.cached is not None:  # the semantic cache: answer from the earlier cloud answer
+            cached = Recalled(route.cached, route.cache_similarity, route.cache_similarity, 0.0, True)
+            others = [m for m in recollection.memories if m.exchange.id != route.cached.id]
+            recollection = replace(recollection, memories=[cached, *others][: max(self.settings.recall_k, 1)])
+        stop = prompts.stop_strings(person.name, recollection.memories)
+        yield from map(Chunk, self.local.stream(self._prompt(person, recollection, text), stop=stop))
 
     def _prompt(self, person: Profile, recollection: Recollection, text: str):
         """Persona, who is asking and their memories, the conversation so far, the message."""
@@ -139,29 +187,36 @@ class Assistant:
         return session
 
 
-class StreamTimer:
-    """Time to first chunk, chunk count and decode rate of a stream."""
+class Reply:
+    """The reply as it streams: its text, which model it came from, time to first text, rate."""
 
     def __init__(self):
         self.start = time.perf_counter()
         self.first: float | None = None
-        self.end: float | None = None
-        self.count = 0
+        self.pieces: list[str] = []
+        self.route, self.model = "local", ""
 
-    def watch(self, stream: Iterator[str]) -> Iterator[str]:
-        for piece in stream:
-            if self.first is None:
-                self.first = time.perf_counter()
-            self.count += 1
-            yield piece
-        self.end = time.perf_counter()
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
-    def stats(self, route: str, model: str) -> GenerationStats:
-        end = self.end or time.perf_counter()
+    def collect(self, events: Iterator[TurnEvent]) -> Iterator[TurnEvent]:
+        for event in events:
+            if isinstance(event, Answering):
+                self.route, self.model = event.route, event.model
+            elif isinstance(event, Rerouted):  # start again: the time to first text is the user's wait
+                self.pieces.clear()
+                self.first = None
+            elif isinstance(event, Chunk):
+                self.first = self.first or time.perf_counter()
+                self.pieces.append(event.text)
+            yield event
+
+    def stats(self) -> GenerationStats:
+        end = time.perf_counter()
         first = self.first or end
-        decode_seconds = end - first
-        rate = (self.count - 1) / decode_seconds if self.count > 1 and decode_seconds > 0 else 0.0
-        return GenerationStats(route, model, (first - self.start) * 1000, self.count, rate)
+        rate = (len(self.pieces) - 1) / (end - first) if len(self.pieces) > 1 and end > first else 0.0
+        return GenerationStats(self.route, self.model, (first - self.start) * 1000, len(self.pieces), rate)
 
 
 def _describe(error: BaseException) -> str:

@@ -62,12 +62,14 @@ def session_history(store: Store, session_id: int, before_exchange: int, turns: 
 
 
 def recall(
-    memory: Memory, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings
+    memory: Memory, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings,
+    query: np.ndarray | None = None,
 ) -> Recollection:
-    """The turn's conversation history and the person's memories from other conversations."""
+    """The turn's conversation history and the person's memories from other conversations
+    (``query``: the message's general-tower vector, if the caller has it already)."""
     history = session_history(memory.store, session_id, before_exchange, settings.history_turns)
     context = [t for e in history[-2:] for t in (e.user_text, e.reply or "")]
-    memories, trace = recall_memories(memory, person, text, context, settings, exclude_session=session_id)
+    memories, trace = recall_memories(memory, person, text, context, settings, exclude_session=session_id, query=query)
     return Recollection(history, memories, trace)
 
 
@@ -79,6 +81,7 @@ def recall_memories(
     settings: Settings,
     exclude_session: int | None = None,
     use_clusters: bool = True,
+    query: np.ndarray | None = None,
 ) -> tuple[list[Recalled], str]:
     """The person's best-matching past exchanges for ``text`` asked after ``context``, and a trace."""
     store = memory.store
@@ -87,7 +90,7 @@ def recall_memories(
     own = store.memory_ids(person.id, exclude_session=exclude_session)
     if not own and len(store.profile_ids()) < 2:
         return [], f"nothing to recall yet for {person.name}"
-    query = memory.encoders.queries([text])[0]
+    query = memory.encoders.queries([text])[0] if query is None else query
     asking = memory.encoders.dialogues([Dialogue(text, context, "")])[0]
     lenders = {} if len(own) >= settings.cold_start_min else similar_people(memory, person.id, asking)
     pool = own + [i for lender in lenders for i in store.memory_ids(lender)]

@@ -1,24 +1,103 @@
 """Routing: where one turn is answered (on this device or in the cloud) and why.
 
-In this version every turn is answered locally; the reason says why the cloud was not used.
+Contract: ``Router(settings, memory).choose(mode, person, text, query, session_id)``
+returns a ``Route`` with the target, a one-line reason for the status line, the difficulty
+score (Auto only) and, for a semantic-cache hit, the earlier cloud exchange to answer from.
+The rules, first match wins:
+
+1. mode ``off``, no cloud configured, or the person said "never send my messages" → local;
+2. mode ``always`` → cloud;
+3. Auto: the person asked something close to an earlier cloud answer (cosine of the general
+   tower ≥ ``cache_similarity``, their own exchanges only) → local, from that answer;
+4. Auto: a follow-up whose score moved less than ``router_stickiness`` from the previous Auto
+   turn of the conversation stays on that turn's side;
+5. Auto: cloud when the difficulty score reaches the threshold for ``cloud_budget``. The
+   threshold is the shipped calibration's, raised to this household's own recent scores'
+   quantile once there are enough, so the cloud share of real traffic stays within budget.
+
+Scoring is a dot product over the message's embedding, which recall computes anyway: no draft
+reply, well under the 10 ms budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+import numpy as np
+
+from assistant.difficulty import DifficultyModel
+from assistant.memory import Memory
+from assistant.route_log import RouteLog
 from assistant.settings import CloudMode, Settings
+from assistant.store import Exchange, Profile
+
+HOUSEHOLD_MIN_SCORES = 50   # own recent scores needed before they calibrate the threshold
+HOUSEHOLD_WINDOW = 500
 
 
 @dataclass(frozen=True)
 class Route:
-    target: str  # "local" or "cloud"
+    target: str                         # "local" or "cloud"
     reason: str
+    score: float | None = None          # the difficulty score, when Auto computed one
+    cached: Exchange | None = None      # an earlier cloud answer this turn is answered from
+    cache_similarity: float = 0.0
 
 
-def choose_route(mode: CloudMode, settings: Settings) -> Route:
-    if mode == "off":
-        return Route("local", "cloud escalation is off")
-    if not settings.cloud_configured:
-        return Route("local", "no cloud model is configured")
-    return Route("local", "cloud escalation is not available in this version")
+class Router:
+    def __init__(self, settings: Settings, memory: Memory, model: DifficultyModel | None = None):
+        self.settings, self.memory, self.log = settings, memory, RouteLog(memory.store)
+        self._model = model
+
+    @cached_property
+    def model(self) -> DifficultyModel:
+        return self._model or DifficultyModel.load(self.settings.router_path)
+
+    def choose(self, mode: CloudMode, person: Profile, text: str, query: np.ndarray, session_id: int) -> Route:
+        if mode == "off":
+            return Route("local", "cloud escalation is off")
+        if not self.settings.cloud_configured:
+            return Route("local", "no cloud model is configured")
+        if not person.cloud_allowed:
+            return Route("local", f"{person.name}'s messages never go to the cloud")
+        if mode == "always":
+            return Route("cloud", "cloud escalation is set to always")
+        return self._auto(person, text, query, session_id)
+
+    def _auto(self, person: Profile, text: str, query: np.ndarray, session_id: int) -> Route:
+        hit = self.cached_answer(person, query)
+        if hit is not None:
+            exchange, similarity = hit
+            return Route("local", f"cached: close to an earlier cloud answer (similarity {similarity:.2f})",
+                         cached=exchange, cache_similarity=similarity)
+        score = float(self.model.score([text], query[None, :])[0])
+        kind = self.model.kind([text], query[None, :])[0]
+        previous = self.log.last_auto(session_id)
+        if previous is not None and abs(score - previous[1]) < self.settings.router_stickiness:
+            side, before = previous
+            return Route(side, f"follow-up stays {'in the cloud' if side == 'cloud' else 'on this device'} "
+                               f"(score {score:.2f}, was {before:.2f})", score)
+        threshold = self.threshold()
+        if score >= threshold:
+            return Route("cloud", f"hard: {kind}, score {score:.2f} ≥ {threshold:.2f}", score)
+        return Route("local", f"easy: {kind}, score {score:.2f} < {threshold:.2f}", score)
+
+    def threshold(self) -> float:
+        budget = self.settings.cloud_budget
+        shipped = self.model.threshold(budget)
+        recent = self.log.recent_scores(HOUSEHOLD_WINDOW)
+        if len(recent) < HOUSEHOLD_MIN_SCORES:
+            return shipped
+        return max(shipped, float(np.quantile(recent, 1.0 - budget)))
+
+    def cached_answer(self, person: Profile, query: np.ndarray) -> tuple[Exchange, float] | None:
+        """The person's own earlier cloud answer closest to ``query``, if close enough."""
+        among = self.log.cloud_exchange_ids(person.id)
+        if not among:
+            return None
+        hits = self.memory.index.search(query, 1, among=among)
+        if not hits or hits[0][1] < self.settings.cache_similarity:
+            return None
+        exchange_id, similarity = hits[0]
+        return self.memory.store.exchange(exchange_id), float(similarity)

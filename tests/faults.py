@@ -4,15 +4,19 @@
 the next behaviour (the last one repeats). It records every request (path, headers, JSON body).
 Behaviours: ok, 500, 429, hang (nothing at all), drop (two chunks, then the socket closes),
 malformed (an SSE event that is not JSON), error_event (a chunk, then an error inside the stream),
-trickle (SSE comments, a byte at a time, no text), slow (a token every 0.4 s, forever).
+trickle (SSE comments, a byte at a time, no text), slow (a token every 0.4 s, forever),
+echo (streams back the last user message, to test placeholder restoration) and proxy (forwards
+to ``upstream``, a real server, and streams its answer back: a recording man in the middle).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import sys
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WORDS = ["Hello", " from", " the", " fault", " server", "."]
@@ -38,7 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                      "owned_by": "tests"}]})
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        self._raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = json.loads(self._raw or b"{}")
         behaviour = self.server.record(self, body)
         getattr(self, f"_{behaviour}")()
 
@@ -74,6 +79,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(chunk(finish="stop"))
         self._send(b"data: [DONE]\n\n")
         self._end()
+
+    def _echo(self):
+        said = [m["content"] for m in self.server.requests[-1]["body"]["messages"] if m["role"] == "user"][-1]
+        self._start_stream()
+        for start in range(0, len(said), 7):  # small pieces: placeholders get cut across chunks
+            self._send(chunk(said[start: start + 7]))
+        self._send(chunk(finish="stop") + b"data: [DONE]\n\n")
+        self._end()
+
+    def _proxy(self):
+        upstream = urllib.parse.urlsplit(self.server.upstream)
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=300)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+        connection.request("POST", upstream.path.rstrip("/") + self.path.removeprefix("/v1"), body=self._raw, headers=headers)
+        response = connection.getresponse()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        while data := response.read1(65536):
+            self._send(data)
+        self._end()
+        connection.close()
 
     def _500(self):
         self._json(500, {"error": {"message": "boom", "type": "server_error"}})
@@ -115,9 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, script: list[str]):
+    def __init__(self, script: list[str], upstream: str | None = None):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script = list(script)
+        self.upstream = upstream  # the real server behind "proxy"
         self.requests: list[dict] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()

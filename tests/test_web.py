@@ -124,3 +124,41 @@ def test_usable_at_phone_size(browser_page, tmp_path):
         expect(page.locator("#cf-message textarea")).to_be_visible()
         expect(page.locator("#cf-send")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_cloud_turns_show_the_route_the_payload_and_the_fallback(browser_page, tmp_path):
+    from tests.faults import FaultServer
+
+    page, data_dir = browser_page, tmp_path / "data"
+    server = FaultServer(["echo", "500"])
+    cloud = {"CONFIDANT_CLOUD_BASE_URL": server.url, "CONFIDANT_CLOUD_MODEL": "fault", "CONFIDANT_CLOUD_MODE": "always",
+             "CONFIDANT_CLOUD_MAX_RETRIES": "0"}
+    try:
+        with running_server(data_dir, env_extra=cloud) as url:
+            page.goto(url)
+            add_person(page, "Alice Smith")
+            expect(page.locator("#cf-person input")).to_have_value("Alice Smith")
+            expect(page.locator("#cf-cloud-mode input[value=always]")).to_be_checked()
+
+            page.fill("#cf-message textarea", "Please email alice@example.com for Alice Smith")
+            page.keyboard.press("Enter")
+            reply = page.locator('#cf-chat [data-testid="bot"]').last
+            expect(reply).to_contain_text("cloud escalation is set to always", timeout=TIMEOUT_MS)
+            expect(reply).to_contain_text("Please email alice@example.com for Alice Smith")  # restored for the user
+            page.get_by_text("What was sent to the cloud").first.click()
+            sent = page.locator("#cf-chat").inner_text()
+            assert "[EMAIL_1]" in sent and "[PERSON_1]" in sent
+            assert "alice@example.com" not in str(server.completions[0]["body"])
+
+            page.fill("#cf-message textarea", "And one more thing?")
+            page.keyboard.press("Enter")
+            expect(page.locator('#cf-chat [data-testid="bot"]').last).to_contain_text(
+                "cloud unreachable — answered on this device", timeout=TIMEOUT_MS)
+            expect(page.locator('#cf-chat [data-testid="bot"]').last).to_contain_text("tok/s", timeout=TIMEOUT_MS)
+
+            page.locator("#cf-edit-person").click()
+            page.locator("#cf-never-cloud input").check()
+            expect(page.get_by_text("never go to the cloud")).to_be_visible()
+        assert db_rows(data_dir, "SELECT cloud_allowed FROM profiles") == [(0,)]
+    finally:
+        server.close()
