@@ -19,6 +19,8 @@ from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.settings import Settings, load_settings
 
+IMPORT_FORMATS = ("whatsapp", "chatgpt", "transcript", "mqd")  # cmd_import maps each to its parser
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -54,9 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=cmd_chat)
 
     imports = commands.add_parser("import", parents=[common], help="import past conversations")
-    imports.add_argument("file", help="the file to import (JSONL, optionally .gz, for mqd)")
-    imports.add_argument("--format", required=True, choices=["mqd"], help="the file's format")
-    imports.add_argument("--responder", required=True, help="whose replies become the assistant's side")
+    imports.add_argument(
+        "file", help="a WhatsApp chat export (.txt or .zip), ChatGPT's conversations.json, a transcript, or mqd JSONL (.gz)"
+    )
+    imports.add_argument("--format", required=True, choices=IMPORT_FORMATS, help="the file's format")
+    who = imports.add_mutually_exclusive_group()
+    who.add_argument(
+        "--me", metavar="NAME", help="whose replies become the assistant's side; everyone they answer becomes a person. "
+        "For chatgpt it is YOU, who typed the prompts: your prompts become your profile's, ChatGPT's answers the replies"
+    )
+    who.add_argument("--responder", metavar="NAME", help="for mqd: the same as --me")
     imports.set_defaults(handler=cmd_import)
 
     train = commands.add_parser("train", parents=[common], help="train the questioner encoder on stored exchanges")
@@ -189,18 +198,23 @@ def status_line(exchange) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from assistant.importers import mqd
-    from assistant.memory import Memory
+    from assistant.importers import chatgpt, mqd, transcript, whatsapp
+
+    parsers = {"whatsapp": whatsapp.parse, "chatgpt": chatgpt.parse, "transcript": transcript.parse, "mqd": mqd.parse}
+    name = args.me or (args.responder if args.format == "mqd" else None)
+    if not name:
+        raise InputError(f"--format {args.format} needs --me NAME (see confidant import --help)")
+    batch = parsers[args.format](Path(args.file), name)  # a bad file stops here, before the store is touched
+    from assistant.memory import Memory  # heavy (the embedder): only once the file is known to be good
 
     settings = settings_from(args)
     store = open_store(args)
-    batch = mqd.parse(Path(args.file), args.responder)
     for line, problem in batch.problems[:20]:
         print(f"{args.file}:{line}: skipped: {problem}", file=sys.stderr)
     if len(batch.problems) > 20:
-        print(f"... and {len(batch.problems) - 20} more malformed lines", file=sys.stderr)
+        print(f"... and {len(batch.problems) - 20} more skipped", file=sys.stderr)
     ids = Memory(settings, store).ingest(batch, progress=True)
-    print(f"imported {len(ids)} exchanges with {len(batch.people)} people ({len(batch.problems)} lines skipped)")
+    print(f"imported {len(ids)} exchanges with {len(batch.people)} people ({len(batch.problems)} skipped)")
     return 0
 
 
