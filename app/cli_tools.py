@@ -25,6 +25,8 @@ def add_commands(commands, common: argparse.ArgumentParser, evaluations) -> None
     train.add_argument("--data", nargs="+", required=True, metavar="FILE", help="question files (routing JSONL format)")
     train.add_argument("--chat", required=True, metavar="FILE", help="mqd-style file whose queries are conversation")
     train.add_argument("--out", required=True, metavar="FILE", help="where to write the model (.npz)")
+    train.add_argument("--graded", type=int, default=60, metavar="N",
+                       help="questions of each file the local model answers, to learn which it fails (default 60)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=cmd_router_train)
 
@@ -51,7 +53,7 @@ def cmd_cloud_test(args: argparse.Namespace) -> int:
 def cmd_router_train(args: argparse.Namespace) -> int:
     from assistant.router_training import train_router
 
-    report = train_router(args.data, args.chat, Path(args.out), load_settings().embedder_path, args.seed)
+    report = train_router(args.data, args.chat, Path(args.out), load_settings(), args.graded, args.seed)
     Path(args.out).with_suffix(".json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0

@@ -9,13 +9,18 @@ Contract:
   embedding exists (recall computes it anyway).
 - ``threshold(budget)`` is the score above which ``budget`` of a typical stream (half
   questions, half conversation, held out from training) goes to the cloud.
-- ``train(questions, chat, embed, seed)`` fits both classifiers (scikit-learn logistic
-  regression) and keeps the hashes of the questions it saw, so an evaluation can leave them out.
+- ``train(examples, calibration, graded, embed, seed)`` fits the classifiers (scikit-learn
+  logistic regression) and keeps the hashes of the questions it saw, so an evaluation can
+  leave them out.
 
-Why these signals: on the 135M default, task questions (arithmetic, trivia, science, multiple
-choice) are answered at about chance, conversation is answered fine. The general-tower
-embedding separates the two well, and a few surface features (numbers, operators, answer
-choices, length) carry it to formats the embedding has seen less of. The local model's own
+The score is P(task question) × P(the local model fails | task question), two classifiers over
+the same inputs. Why: on the 135M default, conversation is answered fine and task questions
+are not — so the first factor does most of the work, and the general-tower embedding separates
+the two well, with a few surface features (numbers, operators, answer choices, length)
+carrying it to formats the embedding has seen less of. But questions differ too: a
+multiple-choice question is right by luck a quarter of the time, an arithmetic word problem
+almost never. The second factor is trained on questions ``graded`` by actually running the
+local model, so the budget goes to the questions it would get wrong. The local model's own
 token log-probs separate its right and wrong answers only weakly and need a slow draft, so
 they are not used.
 """
@@ -64,8 +69,10 @@ def question_hash(text: str) -> str:
 
 @dataclass
 class DifficultyModel:
-    weights: np.ndarray          # (d,) logistic regression over [embedding, surface features]
+    weights: np.ndarray          # (d,) P(task question): logistic regression over [embedding, surface features]
     bias: float
+    fail_weights: np.ndarray     # (d,) P(local model fails | task question), same inputs
+    fail_bias: float
     kind_weights: np.ndarray     # (k, d) multinomial logistic regression over the same input
     kind_bias: np.ndarray        # (k,)
     kind_names: list[str]
@@ -77,8 +84,8 @@ class DifficultyModel:
         return np.hstack([vectors, np.stack([surface_features(t) for t in texts])])
 
     def score(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        logits = self.inputs(texts, vectors) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-logits))
+        x = self.inputs(texts, vectors)
+        return _sigmoid(x @ self.weights + self.bias) * _sigmoid(x @ self.fail_weights + self.fail_bias)
 
     def kind(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
         logits = self.inputs(texts, vectors) @ self.kind_weights.T + self.kind_bias
@@ -101,7 +108,8 @@ class DifficultyModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez_compressed(tmp, weights=self.weights, bias=np.float32(self.bias), kind_weights=self.kind_weights,
+        np.savez_compressed(tmp, weights=self.weights, bias=np.float32(self.bias), fail_weights=self.fail_weights,
+                            fail_bias=np.float32(self.fail_bias), kind_weights=self.kind_weights,
                             kind_bias=self.kind_bias, kind_names=np.array(self.kind_names), quantiles=self.quantiles,
                             trained_on=self.trained_on)
         tmp.replace(path)
@@ -110,7 +118,8 @@ class DifficultyModel:
     def load(cls, path: Path) -> "DifficultyModel":
         try:
             with np.load(Path(path), allow_pickle=False) as data:
-                return cls(data["weights"], float(data["bias"]), data["kind_weights"], data["kind_bias"],
+                return cls(data["weights"], float(data["bias"]), data["fail_weights"], float(data["fail_bias"]),
+                           data["kind_weights"], data["kind_bias"],
                            [str(k) for k in data["kind_names"]], data["quantiles"], data["trained_on"])
         except (OSError, KeyError, ValueError) as error:
             raise ModelError(f"could not read the router model {path}: {error}") from None
@@ -123,20 +132,31 @@ class Example:
     kind: str
 
 
-def train(examples: Sequence[Example], calibration: Sequence[Example], embed: Callable[[list[str]], np.ndarray],
-          seed: int = 0) -> DifficultyModel:
-    """Fit the score (task question vs conversation) and the kind, and calibrate the quantiles."""
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def train(examples: Sequence[Example], calibration: Sequence[Example], graded: Sequence[tuple[str, bool]],
+          embed: Callable[[list[str]], np.ndarray], seed: int = 0) -> DifficultyModel:
+    """Fit the two factors of the score and the kind, and calibrate the quantiles.
+
+    ``examples``: task questions (needs_cloud) and conversation; ``graded``: (question, the local
+    model failed it) pairs; ``calibration``: a held-out stream for the budget quantiles.
+    """
     from sklearn.linear_model import LogisticRegression
 
+    fit = lambda x, y, c=1.0: LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)  # noqa: E731
     texts = [e.text for e in examples]
-    skeleton = DifficultyModel(np.zeros(1), 0.0, np.zeros((1, 1)), np.zeros(1), [], np.zeros(1), np.array([]))
+    skeleton = DifficultyModel(*(np.zeros(1), 0.0) * 2, np.zeros((1, 1)), np.zeros(1), [], np.zeros(1), np.array([]))
     x = skeleton.inputs(texts, embed(texts))
-    score = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, [e.needs_cloud for e in examples])
-    kinds = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, [e.kind for e in examples])
+    task, kinds = fit(x, [e.needs_cloud for e in examples]), fit(x, [e.kind for e in examples])
+    graded_texts = [t for t, _ in graded]
+    fails = fit(skeleton.inputs(graded_texts, embed(graded_texts)), [f for _, f in graded], c=0.3)
     model = DifficultyModel(
-        score.coef_[0].astype(np.float32), float(score.intercept_[0]), kinds.coef_.astype(np.float32),
-        kinds.intercept_.astype(np.float32), [str(c) for c in kinds.classes_], np.zeros(1),
-        np.array(sorted(question_hash(e.text) for e in examples if e.needs_cloud)),
+        task.coef_[0].astype(np.float32), float(task.intercept_[0]), fails.coef_[0].astype(np.float32),
+        float(fails.intercept_[0]), kinds.coef_.astype(np.float32), kinds.intercept_.astype(np.float32),
+        [str(c) for c in kinds.classes_], np.zeros(1),
+        np.array(sorted({question_hash(t) for t in [*(e.text for e in examples if e.needs_cloud), *graded_texts]})),
     )
     held_out = [e.text for e in calibration]
     model.quantiles = np.quantile(model.score(held_out, embed(held_out)), np.linspace(0, 1, 1001)).astype(np.float32)

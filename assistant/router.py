@@ -27,6 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from assistant.difficulty import DifficultyModel
+from assistant.errors import ModelError
 from assistant.memory import Memory
 from assistant.route_log import RouteLog
 from assistant.settings import CloudMode, Settings
@@ -63,7 +64,10 @@ class Router:
             return Route("local", f"{person.name}'s messages never go to the cloud")
         if mode == "always":
             return Route("cloud", "cloud escalation is set to always")
-        return self._auto(person, text, query, session_id)
+        try:
+            return self._auto(person, text, query, session_id)
+        except ModelError as error:  # a broken router file must not cost the answer
+            return Route("local", f"the router is unavailable ({error})")
 
     def _auto(self, person: Profile, text: str, query: np.ndarray, session_id: int) -> Route:
         hit = self.cached_answer(person, query)

@@ -202,3 +202,11 @@ def test_cloud_test_command_reports_what_it_found(tmp_path, cloud):
     done = subprocess.run([sys.executable, "-m", "app.cli", "cloud", "test", "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert "is not among the models" in done.stdout
+
+
+def test_a_missing_router_model_keeps_auto_turns_local_and_says_why(tmp_path, local, cloud):
+    server = cloud("ok")
+    assistant = make_assistant(tmp_path, local, server, cloud_mode="auto", router_path=tmp_path / "absent.npz")
+    _, exchange = turn(assistant, HARD, assistant.store.add_profile("Max").id)
+    assert exchange.route == "local" and server.completions == []
+    assert exchange.route_reason.startswith("the router is unavailable (could not read the router model")

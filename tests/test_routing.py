@@ -91,3 +91,34 @@ def test_the_routing_benchmark_end_to_end(tmp_path):
     assert saved["router_ms_p95"] >= saved["router_ms_p50"] > 0
     assert saved["cache_replay"]["cloud_rate_with_cache"] <= saved["cache_replay"]["cloud_rate_without_cache"]
     assert "assumption" in saved and saved["excluded_as_router_training"] == 0
+
+
+def test_training_a_router_round_trips_and_remembers_what_it_saw(tmp_path):
+    from assistant.difficulty import CONVERSATION, Example, train
+    from assistant.evaluation.questions import read_chat
+
+    settings = load_settings()
+    tower = shared_general_tower(settings.embedder_path)
+    questions = [q for path in QUESTIONS for q in read_questions(path)]
+    chat = read_chat(FIXTURES / "mqd" / "test.jsonl.gz")[: len(questions)]
+    examples = [Example(q.text, True, q.source) for q in questions] + [Example(t, False, CONVERSATION) for t in chat]
+    graded = [(q.text, q.type != "mc") for q in questions]  # as if only multiple choice were ever right
+    model = train(examples[::2], examples[1::2], graded, lambda texts: tower.encode(texts, normalize_embeddings=True))
+    model.save(tmp_path / "router.npz")
+    loaded = DifficultyModel.load(tmp_path / "router.npz")
+    texts = [q.text for q in questions[:3]] + chat[:3]
+    vectors = tower.encode(texts, normalize_embeddings=True)
+    assert np.allclose(loaded.score(texts, vectors), model.score(texts, vectors))
+    assert loaded.seen(questions[0].text) and not loaded.seen(chat[0])
+    mc = [q.text for q in questions if q.type == "mc"][:5]
+    numeric = [q.text for q in questions if q.type == "numeric"][:5]
+    assert loaded.score(numeric, tower.encode(numeric, normalize_embeddings=True)).mean() > \
+        loaded.score(mc, tower.encode(mc, normalize_embeddings=True)).mean()  # the failure factor at work
+
+
+def test_a_broken_router_file_is_a_clear_error(tmp_path):
+    from assistant.errors import ModelError
+
+    (tmp_path / "router.npz").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="could not read the router model"):
+        DifficultyModel.load(tmp_path / "router.npz")
