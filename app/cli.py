@@ -14,7 +14,7 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
-from app import cli_tools
+from app import cli_doctor, cli_memory, cli_tools
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.settings import Settings, load_settings
@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     personal.add_argument("--out", required=True, help="directory for results.json and the chart")
     personal.set_defaults(handler=cmd_eval_personalization)
     cli_tools.add_commands(commands, common, evaluations)
+    cli_doctor.add_commands(commands, common)
 
-    profiles = commands.add_parser("profiles", help="list, add, rename or delete people")
+    profiles = commands.add_parser("profiles", help="list, add, rename, delete, export or import people")
     actions = profiles.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", parents=[common], help="everyone, most recently active first").set_defaults(
         handler=cmd_profiles_list
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     consent.add_argument("name")
     consent.add_argument("choice", choices=["allow", "never"])
     consent.set_defaults(handler=cmd_profiles_cloud)
+    cli_memory.add_commands(commands, common, actions)  # profiles export|import, memory forget
     return parser
 
 

@@ -1,4 +1,10 @@
-"""How stored conversations look in the chat view: pure functions from records to messages."""
+"""How stored conversations look in the chat view: pure functions from records to messages.
+
+Text that came from a model or an import (replies, recalled memories, what was sent to the
+cloud) goes through ``app.sanitize`` (``model_text``, ``model_line``) before it is put in a
+message; the markup added here (the ``<sub>`` status lines, bold, lists) comes after, so it
+keeps working.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 from datetime import datetime
 from typing import Callable
 
+from app.sanitize import model_line, model_text
 from assistant.store import Exchange, Session
 
 Lookup = Callable[[list[int]], dict[int, Exchange]]
@@ -29,10 +36,10 @@ def status_text(exchange: Exchange) -> str:
 
 def reply_content(exchange: Exchange) -> str:
     if exchange.status == "complete":
-        return f"{exchange.reply or '(no answer)'}\n\n<sub>{status_text(exchange)}</sub>"
+        return f"{model_text(exchange.reply) or '(no answer)'}\n\n<sub>{status_text(exchange)}</sub>"
     if exchange.status == "failed":
-        partial = f"{exchange.reply}\n\n" if exchange.reply else ""
-        return f"{partial}<sub>⚠️ not completed: {exchange.error}</sub>"
+        partial = f"{model_text(exchange.reply)}\n\n" if exchange.reply else ""
+        return f"{partial}<sub>⚠️ not completed: {model_line(exchange.error)}</sub>"
     return "<sub>…(no reply was recorded)</sub>"
 
 
@@ -89,5 +96,6 @@ def encoder_status(meta: dict | None) -> str:
 
 
 def _clip(text: str, limit: int = 120) -> str:
+    """One line of at most ``limit`` characters, sanitised (it comes from a model or an import)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return model_line(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import render
+from app.sanitize import model_line, model_text
 from assistant.errors import ConfidantError
 from assistant.pipeline import Assistant, Chunk, Finished, Rerouted, Started, Unsure
 from assistant.settings import Settings
@@ -110,7 +111,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     yield {chat: shown, message_box: "", session_state: session_id, **guess_updates(event)}
                 elif isinstance(event, Chunk):
                     reply += event.text
-                    shown[-1] = {"role": "assistant", "content": reply}
+                    shown[-1] = {"role": "assistant", "content": model_text(reply)}  # model output: untrusted
                     yield {chat: shown}
                 elif isinstance(event, Rerouted):  # the cloud failed: its partial text goes, the local answer follows
                     reply = ""
@@ -128,7 +129,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             if not reply:  # nothing was answered: give the text back to edit
                 yield {chat: shown_before, message_box: message}
             else:
-                shown[-1] = {"role": "assistant", "content": f"{reply}\n\n<sub>⚠️ {error}</sub>"}
+                content = f"{model_text(reply)}\n\n<sub>⚠️ {model_line(str(error))}</sub>"
+                shown[-1] = {"role": "assistant", "content": content}
                 yield {chat: shown}
 
     def ask_who(event: Unsure, message):
@@ -223,7 +225,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     encoder_text = gr.Markdown(elem_id="cf-encoder-status")
                     retrain_button = gr.Button("Retrain", elem_id="cf-retrain")
             with gr.Column(scale=3, min_width=300):
-                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"], feedback_options=None)
+                # LaTeX off: Gradio puts the text of $$…$$ blocks into the page as HTML (see app/sanitize.py).
+                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"],
+                                  feedback_options=None, latex_delimiters=[])
                 with gr.Group(visible=False, elem_id="cf-who") as who_box:
                     who_pick = gr.Radio(label="I'm not sure who is speaking. Who are you?", choices=[], elem_id="cf-who-pick")
                 with gr.Group(visible=False, elem_id="cf-guess") as guess_box:

@@ -8,6 +8,8 @@ Contract:
   ``among`` when given (recall restricts to one person's exchanges).
 - ``save()`` writes to a temporary file, fsyncs and renames, so a crash leaves the old or the
   new index, never a torn one.
+- ``check_file(path, ids, vectors)`` says what is wrong with the saved file, without repairing
+  it (``confidant doctor``).
 """
 
 from __future__ import annotations
@@ -93,3 +95,28 @@ class MemoryIndex:
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)
+
+
+def check_file(path: Path, ids: np.ndarray, vectors: np.ndarray) -> str:
+    """What is wrong with the index saved at ``path`` against the store's ``ids`` and ``vectors``
+    ("" when nothing is), read as it is on disk: unlike ``open()``, this never repairs it."""
+    expected = {int(i) for i in ids}
+    if not path.exists():
+        return f"{path.name} is missing ({len(expected)} exchanges to index)" if expected else ""
+    try:
+        index = faiss.read_index(str(path))
+        held = faiss.vector_to_array(index.id_map).astype(np.int64)
+        stored = faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal) if index.ntotal else None
+    except (RuntimeError, AttributeError) as error:
+        return f"{path.name} cannot be read ({str(error).strip().splitlines()[-1][:120]})"
+    if len(ids) and index.d != vectors.shape[1]:
+        return f"vectors of {index.d} dimensions, the store has {vectors.shape[1]}"
+    unique = set(held.tolist())
+    missing, extra, repeated = len(expected - unique), len(unique - expected), len(held) - len(unique)
+    problems = [f"{missing} ids missing"] * bool(missing) + [f"{extra} extra"] * bool(extra)
+    problems += [f"{repeated} duplicated"] * bool(repeated)
+    if not problems and stored is not None:
+        row = {int(i): n for n, i in enumerate(ids)}
+        differ = int(np.sum(np.abs(stored - vectors[[row[int(i)] for i in held]]).max(axis=1) > 1e-4))
+        problems += [f"{differ} vectors differ from the store"] * bool(differ)
+    return ", ".join(problems)

@@ -4,7 +4,10 @@ Contract:
 - ``ingest(batch)`` imports conversations: vectors are computed first (in batches, with a
   progress bar), then exchanges and vectors are written in ONE transaction, so a failure
   leaves nothing half-written; clusters, index and prototypes follow.
-- ``remember(exchange)`` adds one finished chat exchange the same way.
+- ``add_written(dialogues, write)`` does the same for a caller that writes its own rows (the
+  profile import of ``assistant.portable``).
+- ``remember(exchange)`` adds one finished chat exchange the same way; ``fill_missing()`` adds
+  complete exchanges that have no vectors yet (``confidant doctor --repair``).
 - Clusters are recomputed when memory has grown by ``recluster_growth`` since the last
   clustering; the FAISS index always holds exactly the complete exchanges with vectors.
 - ``train()`` trains the questioner tower on everything stored, saves it atomically in
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, fields
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -67,7 +71,7 @@ class Memory:
     def index(self) -> MemoryIndex:
         with self._lock:
             if self._index is None:
-                self._sync_dialogue_vectors()
+                self.sync_dialogue_vectors()
                 loaded = self.vectors.load()
                 dim = loaded.query.shape[1] if len(loaded.ids) else self._query_dim()
                 self._index = MemoryIndex.open(self.settings.data_dir / "memory.faiss", loaded.ids, loaded.query, dim)
@@ -79,12 +83,27 @@ class Memory:
     # Adding memories
 
     def ingest(self, batch: ImportBatch, progress: bool = True) -> list[int]:
-        exchanges = batch.exchanges
-        dialogues = [Dialogue(e.query, e.context, e.reply) for e in exchanges]
-        query, dialogue = self._encode([e.query for e in exchanges], dialogues, progress)
+        dialogues = [Dialogue(e.query, e.context, e.reply) for e in batch.exchanges]
+        return self.add_written(dialogues, lambda: store_batch(self.store, batch), progress)
+
+    def add_written(self, dialogues: list[Dialogue], write: Callable[[], list[int]], progress: bool = True) -> list[int]:
+        """Store exchanges that ``write()`` inserts, with vectors of ``dialogues`` (same order).
+
+        The vectors are computed first; ``write`` then runs inside ONE store transaction with
+        them, so a failure anywhere leaves nothing half-written. ``write`` must return the new
+        exchange ids in ``dialogues`` order (it may also write other rows, e.g. a profile).
+        """
+        if not dialogues:
+            with self._lock, self.store.transaction():
+                if write():
+                    raise ValueError("write() added exchanges that have no dialogues to encode")
+            return []
+        query, dialogue = self._encode([d.query for d in dialogues], dialogues, progress)
         self.index  # opened (from the store) before the write, so the new ids are added exactly once
         with self._lock, self.store.transaction():
-            ids = store_batch(self.store, batch)
+            ids = write()
+            if len(ids) != len(dialogues):
+                raise ValueError(f"write() added {len(ids)} exchanges for {len(dialogues)} dialogues")
             self.vectors.put(ids, query, dialogue)
         self._after_adding(ids, query)
         self.save()
@@ -97,6 +116,23 @@ class Memory:
         with self._lock:
             self.vectors.put([exchange.id], query, vector)
             self._after_adding([exchange.id], query)
+
+    def fill_missing(self, progress: bool = False) -> list[int]:
+        """Vectors for complete exchanges that have none (a crash between reply and ``remember``),
+        added like new memories and the index saved; returns their ids."""
+        ids = self.vectors.missing_ids()
+        if not ids:
+            return []
+        found = self.store.exchanges(ids)
+        chosen = [found[i] for i in ids]
+        dialogues = [dialogue_from(e.user_text, e.context, e.reply) for e in chosen]
+        query, dialogue = self._encode([e.user_text for e in chosen], dialogues, progress)
+        self.index  # opened before the write, so the new ids are added exactly once
+        with self._lock:
+            self.vectors.put(ids, query, dialogue)
+            self._after_adding(ids, query)
+        self.save()
+        return ids
 
     def _encode(self, queries: list[str], dialogues: list[Dialogue], progress: bool):
         query_parts, dialogue_parts = [], []
@@ -125,7 +161,8 @@ class Memory:
             self._unsaved = 0
 
     def delete_profile(self, name: str):
-        """Delete a person with everything they said, and drop their exchanges from the index."""
+        """Delete a person with everything they said, drop their exchanges from the index, and
+        rewrite the database file so their words are gone from it too (not just unlinked)."""
         profile = self.store.profile(name)
         ids = self.store.memory_ids(profile.id)
         self.store.delete_profile(profile.name)
@@ -133,6 +170,7 @@ class Memory:
             if self._index is not None:  # an index not opened yet is rebuilt from the store when it is
                 self._index.remove(ids)
                 self.save()
+        self.store.scrub()
         return profile
 
     # Clusters and prototypes
@@ -218,7 +256,7 @@ class Memory:
         general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress)
         return FrozenPass([r["id"] for r in rows], dialogues, general, states, token_ids)
 
-    def _sync_dialogue_vectors(self, progress: bool = False) -> None:
+    def sync_dialogue_vectors(self, progress: bool = False) -> None:
         """Recompute every dialogue vector and prototype if the encoder changed since they were made."""
         version = self.encoders.version
         if self.store.state("dialogue_encoder") == version:

@@ -18,11 +18,11 @@ from functools import cached_property
 from typing import Iterator
 
 from assistant import prompts
+from assistant.errors import CloudError, PrivacyError
+from assistant.escalation import Escalation, fallback_note
 from assistant.inputs import clean_message
 from assistant.local import LocalModel
 from assistant.memory import Memory
-from assistant.errors import CloudError, PrivacyError
-from assistant.escalation import Escalation, fallback_note
 from assistant.recall import Recalled, Recollection, recall
 from assistant.route_log import RouteLog
 from assistant.router import Route, Router

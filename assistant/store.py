@@ -199,6 +199,30 @@ class Store:
         rows = self.rows(f"SELECT DISTINCT profile_id FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
         return {r["profile_id"] for r in rows}
 
+    def scrub(self) -> None:
+        """Rewrite the database file so that deleted rows leave no readable trace in it.
+
+        ``VACUUM`` rebuilds every page (so no old copy of a row survives in free space, whether or
+        not this SQLite build zeroes deleted content), then ``wal_checkpoint(TRUNCATE)`` copies the
+        result into the main file and empties the write-ahead log, whose old frames would still
+        hold the text. ``StoreError`` if another connection keeps the log busy.
+        """
+        with self._lock:
+            secure = self.db.execute("PRAGMA secure_delete").fetchone()[0]
+            try:
+                self.db.execute("PRAGMA secure_delete = ON")  # pages freed on the way are zeroed too
+                self.db.execute("VACUUM")
+                busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                raise StoreError(f"could not compact the database {self.path}: {error}") from None
+            finally:
+                self.db.execute(f"PRAGMA secure_delete = {int(secure)}")
+        if busy:
+            raise StoreError(
+                f"another program has {self.path.name} open, so deleted text stays in its write-ahead log "
+                "until that program closes; close it (e.g. confidant serve) to finish erasing"
+            )
+
     # Facts about the store
 
     def state(self, key: str) -> str | None:

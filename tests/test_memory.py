@@ -220,3 +220,20 @@ def test_a_failed_import_leaves_nothing_half_written(tmp_path, monkeypatch):
         memory.ingest(batch, progress=False)
     assert memory.store.count_exchanges() == 0
     assert memory.store.profiles() == []
+
+
+def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
+    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+
+    memory = memory_at(tmp_path)
+    secret, kept = "my locker code is 4417-zebra", "the weather is lovely today"
+    memory.ingest(ImportBatch("test", [
+        ImportedConversation("Nina", "a", [ImportedExchange(secret, "noted"), ImportedExchange("and another", "ok")]),
+        ImportedConversation("Omar", "b", [ImportedExchange(kept, "indeed")]),
+    ]), progress=False)
+    raw = lambda: b"".join(p.read_bytes() for p in tmp_path.glob("confidant.db*"))  # noqa: E731
+    assert secret.encode() in raw()
+    memory.delete_profile("Nina")
+    assert secret.encode() not in raw() and kept.encode() in raw()
+    assert [hit for hit, _ in memory.index.search(memory.encoders.queries([secret])[0], 10)] == memory.store.memory_ids(
+        memory.store.profile("Omar").id)
