@@ -144,7 +144,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line:
             break
         if line.strip():
-            chat.send(line, speaker)
+            chat.send(line.rstrip("\r\n"), speaker)  # the line's own end is not part of the message
     return 1 if chat.failures else 0
 
 
