@@ -31,12 +31,14 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from assistant.errors import ModelError
+from assistant.files import written_atomically
 
 KINDS = {  # source of a training question -> what the reason calls it
     "gsm8k": "arithmetic word problem", "svamp": "arithmetic word problem", "nq-open": "factual question",
@@ -63,6 +65,12 @@ def surface_features(text: str) -> np.ndarray:
     ], dtype=np.float32)
 
 
+def model_inputs(texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """What every classifier here reads: the general-tower embedding and the surface features."""
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+    return np.hstack([vectors, np.stack([surface_features(t) for t in texts])])
+
+
 def question_hash(text: str) -> str:
     return hashlib.sha1(" ".join(text.lower().split()).encode()).hexdigest()[:16]
 
@@ -79,17 +87,22 @@ class DifficultyModel:
     quantiles: np.ndarray        # scores of a held-out mixed stream at 0, 0.001, ..., 1
     trained_on: np.ndarray       # question hashes seen in training (strings)
 
-    def inputs(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-        return np.hstack([vectors, np.stack([surface_features(t) for t in texts])])
-
     def score(self, texts: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        x = self.inputs(texts, vectors)
-        return _sigmoid(x @ self.weights + self.bias) * _sigmoid(x @ self.fail_weights + self.fail_bias)
+        return self._score(model_inputs(texts, vectors))
 
     def kind(self, texts: Sequence[str], vectors: np.ndarray) -> list[str]:
-        logits = self.inputs(texts, vectors) @ self.kind_weights.T + self.kind_bias
-        return [self.kind_names[i] for i in np.argmax(logits, axis=1)]
+        return self._kind(model_inputs(texts, vectors))
+
+    def assess(self, text: str, vector: np.ndarray) -> tuple[float, str]:
+        """Score and kind of one message, its inputs built once (the router's per-turn call)."""
+        x = model_inputs([text], vector)
+        return float(self._score(x)[0]), self._kind(x)[0]
+
+    def _score(self, x: np.ndarray) -> np.ndarray:
+        return _sigmoid(x @ self.weights + self.bias) * _sigmoid(x @ self.fail_weights + self.fail_bias)
+
+    def _kind(self, x: np.ndarray) -> list[str]:
+        return [self.kind_names[i] for i in np.argmax(x @ self.kind_weights.T + self.kind_bias, axis=1)]
 
     def threshold(self, budget: float) -> float:
         """The score that sends ``budget`` of a typical stream to the cloud."""
@@ -98,21 +111,17 @@ class DifficultyModel:
     def seen(self, text: str) -> bool:
         return question_hash(text) in self._seen
 
-    @property
+    @cached_property
     def _seen(self) -> set[str]:
-        if not hasattr(self, "_seen_set"):
-            self._seen_set = set(self.trained_on.tolist())
-        return self._seen_set
+        return set(self.trained_on.tolist())
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez_compressed(tmp, weights=self.weights, bias=np.float32(self.bias), fail_weights=self.fail_weights,
-                            fail_bias=np.float32(self.fail_bias), kind_weights=self.kind_weights,
-                            kind_bias=self.kind_bias, kind_names=np.array(self.kind_names), quantiles=self.quantiles,
-                            trained_on=self.trained_on)
-        tmp.replace(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with written_atomically(Path(path), suffix=".npz") as tmp:
+            np.savez_compressed(tmp, weights=self.weights, bias=np.float32(self.bias), fail_weights=self.fail_weights,
+                                fail_bias=np.float32(self.fail_bias), kind_weights=self.kind_weights,
+                                kind_bias=self.kind_bias, kind_names=np.array(self.kind_names),
+                                quantiles=self.quantiles, trained_on=self.trained_on)
 
     @classmethod
     def load(cls, path: Path) -> "DifficultyModel":
@@ -147,11 +156,10 @@ def train(examples: Sequence[Example], calibration: Sequence[Example], graded: S
 
     fit = lambda x, y, c=1.0: LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)  # noqa: E731
     texts = [e.text for e in examples]
-    skeleton = DifficultyModel(*(np.zeros(1), 0.0) * 2, np.zeros((1, 1)), np.zeros(1), [], np.zeros(1), np.array([]))
-    x = skeleton.inputs(texts, embed(texts))
+    x = model_inputs(texts, embed(texts))
     task, kinds = fit(x, [e.needs_cloud for e in examples]), fit(x, [e.kind for e in examples])
     graded_texts = [t for t, _ in graded]
-    fails = fit(skeleton.inputs(graded_texts, embed(graded_texts)), [f for _, f in graded], c=0.3)
+    fails = fit(model_inputs(graded_texts, embed(graded_texts)), [f for _, f in graded], c=0.3)
     model = DifficultyModel(
         task.coef_[0].astype(np.float32), float(task.intercept_[0]), fails.coef_[0].astype(np.float32),
         float(fails.intercept_[0]), kinds.coef_.astype(np.float32), kinds.intercept_.astype(np.float32),

@@ -25,7 +25,7 @@ from assistant.store import Exchange, Store
 
 class Escalation:
     def __init__(self, settings: Settings, store: Store, cloud: CloudModel | None = None):
-        self.settings, self.store = settings, store
+        self.settings, self.store, self.routes = settings, store, RouteLog(store)
         self._cloud = cloud
 
     @cached_property
@@ -47,7 +47,7 @@ class Escalation:
 
     def stream(self, exchange_id: int, history: list[Exchange], text: str) -> Iterator[str]:
         redacted = privacy.redact(self.messages(history, text), self.deny_names())
-        RouteLog(self.store).record_payload(exchange_id, self.cloud.request_body(redacted.messages))
+        self.routes.record_payload(exchange_id, self.cloud.request_body(redacted.messages))
         yield from redacted.restore_stream(self.cloud.stream(redacted.messages))
 
     def deny_names(self) -> list[str]:

@@ -14,13 +14,13 @@ Contract:
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from assistant.files import written_atomically
 
 
 class MemoryIndex:
@@ -84,17 +84,8 @@ class MemoryIndex:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            with self._lock:
-                faiss.write_index(self.index, temp)
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        with written_atomically(self.path) as temp, self._lock:
+            faiss.write_index(self.index, str(temp))
 
 
 def check_file(path: Path, ids: np.ndarray, vectors: np.ndarray) -> str:

@@ -25,12 +25,11 @@ Contract:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.errors import InputError
+from assistant.files import written_atomically
 from assistant.portable_format import FORMAT, VERSION, ParsedExport, load_export, parse_export
 from assistant.store import Store, _title, now
 from profiles.names import clean_name
@@ -87,20 +86,10 @@ def write_export(store: Store, name: str, path: Path | str) -> dict:
     data = export_profile(store, name)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with written_atomically(path) as temp:
+            temp.write_text(text, encoding="utf-8")
     except OSError as error:
         raise InputError(f"could not write {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as error:
-        raise InputError(f"could not write {path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
     return data
 
 

@@ -75,8 +75,7 @@ class Router:
             exchange, similarity = hit
             return Route("local", f"cached: close to an earlier cloud answer (similarity {similarity:.2f})",
                          cached=exchange, cache_similarity=similarity)
-        score = float(self.model.score([text], query[None, :])[0])
-        kind = self.model.kind([text], query[None, :])[0]
+        score, kind = self.model.assess(text, query)
         previous = self.log.last_auto(session_id)
         if previous is not None and abs(score - previous[1]) < self.settings.router_stickiness:
             side, before = previous

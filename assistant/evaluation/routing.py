@@ -43,8 +43,9 @@ def draw(data_files, chat_file, limit: int, chat_share: float, seed: int, model:
     rng = random.Random(seed)
     questions, excluded = [], 0
     for path in data_files:
-        unseen = [q for q in read_questions(path) if not model.seen(q.text)]
-        excluded += sum(1 for q in read_questions(path) if model.seen(q.text))
+        every = read_questions(path)
+        unseen = [q for q in every if not model.seen(q.text)]
+        excluded += len(every) - len(unseen)
         questions += rng.sample(unseen, min(limit, len(unseen)))
     chat = []
     if chat_file and 0 < chat_share < 1:
@@ -103,8 +104,7 @@ def router_latency(model: DifficultyModel, texts: list[str], vectors: np.ndarray
     score_ms, embed_ms = [], []
     for text, vector in zip(texts, vectors):
         start = time.perf_counter()
-        model.score([text], vector[None, :])
-        model.kind([text], vector[None, :])
+        model.assess(text, vector)  # exactly what the router does per turn
         score_ms.append((time.perf_counter() - start) * 1000)
     for text in texts[:100]:
         start = time.perf_counter()
