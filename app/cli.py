@@ -14,7 +14,7 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
-from app import cli_doctor, cli_memory, cli_tools
+from app import cli_doctor, cli_memory, cli_tools, cli_users
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.settings import Settings, load_settings
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="start the web app")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 7860)")
+    serve.add_argument("--auth", metavar="USERS_FILE", help="require logins from this file (see `confidant users add`)")
+    serve.add_argument("--allow-public", action="store_true",
+                       help="allow a non-loopback --host without --auth (anyone who can reach it sees every memory)")
     serve.set_defaults(handler=cmd_serve)
 
     chat = commands.add_parser("chat", parents=[common], help="chat in the terminal, one message per line")
@@ -104,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     consent.add_argument("name")
     consent.add_argument("choice", choices=["allow", "never"])
     consent.set_defaults(handler=cmd_profiles_cloud)
-    cli_memory.add_commands(commands, common, actions)  # profiles export|import, memory forget
+    cli_memory.add_commands(commands, common, actions)  # profiles export|import|merge, memory forget, archive
+    cli_users.add_commands(commands)
     return parser
 
 
@@ -124,7 +128,7 @@ def open_store(args: argparse.Namespace):
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.web import serve
 
-    serve(settings_from(args))
+    serve(settings_from(args), users_file=args.auth, allow_public=args.allow_public)
     return 0
 
 

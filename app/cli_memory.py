@@ -1,9 +1,9 @@
-"""The ``confidant`` commands around one person's memories: ``profiles export``, ``profiles import``
-and ``memory forget``.
+"""The ``confidant`` commands around people's memories: ``profiles export``, ``profiles import``,
+``profiles merge``, ``memory forget`` and ``archive export|import`` (the whole assistant).
 
 Kept apart from ``app.cli`` (which owns the parser); ``add_commands()`` registers these on the
-main parser and on its ``profiles`` action group. The work is done in ``assistant.portable``
-and ``assistant.forgetting``; each command prints one summary line.
+main parser and on its ``profiles`` action group. The work is done in ``assistant.portable``,
+``assistant.curation``, ``assistant.archive`` and ``assistant.forgetting``; each command prints one summary line.
 """
 
 from __future__ import annotations
@@ -27,6 +27,21 @@ def add_commands(commands, common: argparse.ArgumentParser, profile_actions) -> 
     imported.add_argument("file")
     imported.add_argument("--as", dest="as_name", metavar="NAME", help="import under this name instead of the file's")
     imported.set_defaults(handler=cmd_profiles_import)
+
+    merge = profile_actions.add_parser("merge", parents=[common], help="move everything one person said to another")
+    merge.add_argument("source", help="the person who goes away")
+    merge.add_argument("target", help="the person who keeps everything")
+    merge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    merge.set_defaults(handler=cmd_profiles_merge)
+
+    whole = commands.add_parser("archive", help="the whole assistant (everyone and the encoder) as one .zip")
+    archive_actions = whole.add_subparsers(dest="action", required=True, metavar="ACTION")
+    archive_out = archive_actions.add_parser("export", parents=[common], help="write everyone to one archive")
+    archive_out.add_argument("--out", required=True, metavar="FILE.zip")
+    archive_out.set_defaults(handler=cmd_archive_export)
+    archive_in = archive_actions.add_parser("import", parents=[common], help="bring an archive in (creates or merges)")
+    archive_in.add_argument("file")
+    archive_in.set_defaults(handler=cmd_archive_import)
 
     memory = commands.add_parser("memory", help="what the assistant remembers")
     actions = memory.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -85,13 +100,48 @@ def cmd_memory_forget(args: argparse.Namespace) -> int:
     if count == 0:
         print(f"nothing {profile.name} said{span} to forget")
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise InputError("refusing to forget without confirmation; add --yes to forget non-interactively")
-        answer = input(f"Forget {count} of {profile.name}'s exchanges{span} for good? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("kept")
-            return 1
+    if not confirmed(args, f"Forget {count} of {profile.name}'s exchanges{span} for good?", "forget"):
+        print("kept")
+        return 1
     forgotten = forget(memory, profile.name, before=args.before, after=args.after)
     print(f"forgot {forgotten} exchanges of {profile.name}{span}")
+    return 0
+
+
+def confirmed(args: argparse.Namespace, question: str, verb: str) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InputError(f"refusing to {verb} without confirmation; add --yes to {verb} non-interactively")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_profiles_merge(args: argparse.Namespace) -> int:
+    from assistant.curation import merge
+
+    memory = _open(args, with_memory=True)
+    source, target = memory.store.profile(args.source), memory.store.profile(args.target)
+    count = memory.store.count_exchanges(source.id)
+    if not confirmed(args, f"Move {source.name}'s {count} exchanges to {target.name} and remove {source.name}?", "merge"):
+        print("kept")
+        return 1
+    merged = merge(memory, source.name, target.name)
+    print(f"merged {source.name} into {merged.name}: {memory.store.count_exchanges(merged.id)} exchanges now")
+    return 0
+
+
+def cmd_archive_export(args: argparse.Namespace) -> int:
+    from assistant.archive import describe, write_archive
+
+    settings = load_settings(data_dir=args.data_dir)
+    write_archive(_open(args, with_memory=False), settings.data_dir / "encoder", args.out)
+    print(f"wrote {describe(args.out)} to {args.out}")
+    return 0
+
+
+def cmd_archive_import(args: argparse.Namespace) -> int:
+    from assistant.archive import import_archive, read_archive
+
+    read_archive(args.file)  # a bad archive stops here, before the embedder is loaded or the store touched
+    print(import_archive(_open(args, with_memory=True), args.file, progress=True).summary())
     return 0

@@ -1,6 +1,7 @@
 """Forgetting: erase what one person said, in a date range or altogether, for good.
 
-Contract of ``forget(memory, name, before=None, after=None)``:
+Contract of ``forget(memory, name, before=None, after=None)`` (``forget_exchanges(memory,
+profile, ids)`` does the same for chosen exchanges, e.g. one memory deleted in the UI):
 - It deletes the person's exchanges (any status) created in ``[after, before)``; either bound
   may be left out, and with neither everything they said goes. The profile itself stays.
 - Bounds are dates (their midnight, local time), datetimes (naive ones in local time) or ISO
@@ -57,12 +58,17 @@ def matching(store: Store, profile_id: int, before=None, after=None) -> list[int
 
 def forget(memory, name: str, before: date | str | None = None, after: date | str | None = None) -> int:
     """Forget what ``name`` said in the range, for good; see the module contract."""
+    profile = memory.store.profile(name)
+    return forget_exchanges(memory, profile, matching(memory.store, profile.id, before, after))
+
+
+def forget_exchanges(memory, profile, ids: list[int]) -> int:
+    """Forget these exchanges of ``profile`` for good (the steps of the module contract)."""
     store = memory.store
-    profile = store.profile(name)
-    ids = matching(store, profile.id, before, after)
+    gone = {i: e for i, e in store.exchanges(ids).items() if e.profile_id == profile.id}
+    ids = sorted(gone)
     if not ids:
         return 0
-    gone = store.exchanges(ids)
     texts = {t for e in gone.values() for t in (e.user_text, e.reply) if t}
     first_gone = {}
     for e in gone.values():

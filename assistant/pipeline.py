@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Iterator
+from typing import Collection, Iterator
 
 from assistant import prompts
 from assistant.errors import CloudError, PrivacyError
@@ -108,11 +108,12 @@ class Assistant:
         session_id: int | None = None,
         mode: CloudMode | None = None,
         create_speaker: bool = False,
+        among: Collection[int] | None = None,
     ) -> Iterator[TurnEvent]:
-        """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect) in a
-        conversation (a new one if ``session_id`` is None)."""
+        """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect among the
+        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None)."""
         text = clean_message(message, self.settings.max_message_chars)
-        person, guess = self._identify(text, speaker, session_id, create_speaker)
+        person, guess = self._identify(text, speaker, session_id, create_speaker, among)
         if person is None:
             yield Unsure(guess)
             return
@@ -135,6 +136,17 @@ class Assistant:
         exchange = self.store.complete_exchange(exchange_id, reply.text.strip(), reply.stats())
         self.memory.remember(exchange)
         yield Finished(exchange)
+
+    def temporary_turn(self, message: str, person: Profile, earlier: list[tuple[str, str]]) -> Iterator[Chunk]:
+        """A turn that neither reads nor writes memory: no recall, nothing stored, and always on
+        this device (a cloud turn keeps a record of what was sent). ``earlier`` is this temporary
+        conversation so far, as (message, reply) pairs that only the caller holds."""
+        text = clean_message(message, self.settings.max_message_chars)
+        history = [{"role": role, "content": content} for asked, answered in earlier
+                   for role, content in (("user", asked), ("assistant", answered))]
+        prompt = self.local.fit(prompts.system_message(self.settings.system_prompt, person.name), history,
+                                prompts.user_message(text))
+        yield from map(Chunk, self.local.stream(prompt, stop=prompts.stop_strings(person.name)))
 
     def _reply(self, route: Route, person: Profile, recollection: Recollection, text: str,
                exchange_id: int) -> Iterator[Answering | Chunk | Rerouted]:
@@ -165,12 +177,12 @@ class Assistant:
             prompts.user_message(text),
         )
 
-    def _identify(self, text, speaker, session_id, create) -> tuple[Profile | None, Identification | None]:
+    def _identify(self, text, speaker, session_id, create, among) -> tuple[Profile | None, Identification | None]:
         if speaker != AUTO:
             return identify(self.store, speaker, create=create), None
         earlier = [e.user_text for e in self.store.session_exchanges(session_id)] if session_id else []
         guess = detect(self.memory, text, earlier[-4:], self.settings.identify_threshold,
-                       self.settings.identify_temperature)
+                       self.settings.identify_temperature, among)
         return (guess.profile if guess.sure else None), guess
 
     def _context(self, session_id: int) -> list[str]:

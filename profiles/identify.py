@@ -41,8 +41,13 @@ def identify(store: Store, speaker: int | str, create: bool = False) -> Profile:
     return store.get_or_add_profile(speaker) if create else store.profile(speaker)
 
 
-def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float) -> Identification:
+def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float, among=None) -> Identification:
+    """Who wrote ``text`` (after ``earlier`` lines of the same conversation), among the people
+    ``among`` (a set of profile ids; everyone when None)."""
     ids, prototypes, _ = memory.vectors.prototypes()
+    if among is not None and len(ids):
+        keep = np.isin(ids, list(among))
+        ids, prototypes = ids[keep], prototypes[keep]
     if len(ids) == 0:
         return Identification(None, 0.0, False)
     vectors = memory.encoders.dialogues([Dialogue(t, [], "") for t in [*earlier, text]])

@@ -89,7 +89,7 @@ def expect_conversation(page, first_words):
     expect(page.locator("#cf-conversations")).to_contain_text("Hello! What is a nice name")
 
 
-def test_people_are_added_renamed_and_deleted_in_the_ui(browser_page, tmp_path):
+def test_people_are_added_in_the_chat_and_duplicates_refused(browser_page, tmp_path):
     page, data_dir = browser_page, tmp_path / "data"
     with running_server(data_dir) as url:
         page.goto(url)
@@ -101,18 +101,8 @@ def test_people_are_added_renamed_and_deleted_in_the_ui(browser_page, tmp_path):
         expect(page.get_by_text("There is already a person called 'alice'.")).to_be_visible()
         add_person(page, "Bob")
         expect(page.locator("#cf-person input")).to_have_value("Bob")
-
-        page.click("#cf-edit-person")
-        page.fill("#cf-rename-to input", "Roberto")
-        page.click("#cf-rename")
-        expect(page.locator("#cf-person input")).to_have_value("Roberto")
-        assert sorted(db_rows(data_dir, "SELECT name FROM profiles")) == [("Alice",), ("Roberto",)]
-
-        page.click("#cf-delete")
-        expect(page.locator("#cf-confirm-text")).to_contain_text("Delete Roberto")
-        page.click("#cf-confirm-delete")
-        expect(page.locator("#cf-person input")).to_have_value("Alice")
-        assert db_rows(data_dir, "SELECT name FROM profiles") == [("Alice",)]
+        assert sorted(db_rows(data_dir, "SELECT name FROM profiles")) == [("Alice",), ("Bob",)]
+        # Renaming, merging and deleting happen in the People tab: tests/test_web_manage.py
 
 
 def test_usable_at_phone_size(browser_page, tmp_path):
@@ -156,8 +146,9 @@ def test_cloud_turns_show_the_route_the_payload_and_the_fallback(browser_page, t
                 "cloud unreachable — answered on this device", timeout=TIMEOUT_MS)
             expect(page.locator('#cf-chat [data-testid="bot"]').last).to_contain_text("tok/s", timeout=TIMEOUT_MS)
 
-            page.locator("#cf-edit-person").click()
-            page.locator("#cf-never-cloud input").check()
+            page.get_by_role("tab", name="People").click()
+            expect(page.locator("#cf-pp-person input")).to_have_value("Alice Smith")
+            page.locator("#cf-pp-never-cloud input").check()
             expect(page.get_by_text("never go to the cloud")).to_be_visible()
         assert db_rows(data_dir, "SELECT cloud_allowed FROM profiles") == [(0,)]
     finally:

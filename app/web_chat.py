@@ -1,0 +1,233 @@
+"""The Chat tab: who is speaking (chosen or detected), their conversations, the streamed reply
+with the memories it used and where it was answered, the cloud control, and a temporary-chat
+switch whose turns neither read nor write memory.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import render
+from app.sanitize import model_line, model_text
+from app.web_common import Shell, guarded
+from assistant.errors import ConfidantError, NotFoundError
+from assistant.pipeline import Chunk, Finished, Rerouted, Started, Unsure
+from profiles.identify import AUTO, correct
+
+NEW_PERSON = "__new__"
+CLOUD_MODES = [("Off", "off"), ("Auto", "auto"), ("Always", "always")]
+TEMPORARY_NOTE = "<sub>🕶️ temporary · not remembered · answered on this device</sub>"
+
+
+def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
+    settings, store, memory, access = shell.assistant.settings, shell.store, shell.memory, shell.access
+
+    def people_choices(request) -> list[tuple[str, int | str]]:
+        return shell.choices(request) + [("🔍 Detect automatically", AUTO), ("➕ New person…", NEW_PERSON)]
+
+    def conversation_choices(person_id: int) -> list[tuple[str, int]]:
+        return [(render.session_label(s), s.id) for s in store.sessions(person_id)]
+
+    def history(session_id) -> list[dict]:
+        return render.chat_messages(store.session_exchanges(session_id), store.exchanges) if session_id else []
+
+    @guarded(4)
+    def open_person(person, request: gr.Request):
+        """Show a person's latest conversation (the new-person form, or an empty chat to detect)."""
+        if person in (AUTO, NEW_PERSON, None):
+            return gr.update(visible=person == NEW_PERSON), [], None, gr.update(choices=[], value=None)
+        profile = access.person(request, person)
+        sessions = store.sessions(profile.id)
+        session_id = sessions[0].id if sessions else None
+        return gr.update(visible=False), history(session_id), session_id, gr.update(
+            choices=conversation_choices(profile.id), value=session_id)
+
+    def on_show(person, request: gr.Request):
+        ids = [i for _, i in shell.choices(request)]
+        if person not in ids and person != AUTO:
+            person = ids[0] if ids else NEW_PERSON
+        return gr.update(choices=people_choices(request), value=person), *open_person(person, request)
+
+    @guarded(3)
+    def add_person(name, request: gr.Request):
+        access.may_claim(request, name or "")
+        profile = store.add_profile(name)
+        access.created(request, profile)
+        gr.Info(f"Added {profile.name}.")
+        return gr.update(choices=people_choices(request), value=profile.id), gr.update(visible=False), ""
+
+    @guarded(2)
+    def open_conversation(session_id, person, request: gr.Request):
+        profile = access.person(request, person)
+        if store.session(session_id).profile_id != profile.id:
+            raise NotFoundError(f"No conversation {session_id}.")
+        return history(session_id), session_id
+
+    def send(message, person, session_id, mode, shown_before, temporary, earlier, request: gr.Request):
+        shown_before = list(shown_before or [])
+        if person == NEW_PERSON or person is None:
+            gr.Warning("Choose who is speaking first, or add a new person.")
+            yield {message_box: message}
+            return
+        if temporary:
+            yield from send_temporary(message, person, shown_before, earlier, request)
+            return
+        shown = shown_before + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        reply = ""
+        try:
+            among = {p.id for p in access.people(request)}
+            speaker = AUTO if person == AUTO else access.person(request, person).id
+            for event in shell.assistant.turn(message, speaker, session_id, mode, among=among):
+                if isinstance(event, Unsure):
+                    yield ask_who(event, message, request)
+                    return
+                if isinstance(event, Started):
+                    session_id = event.session.id
+                    note = render.memories_message(event.recollection.summary(), store.exchanges)
+                    if note:
+                        shown.insert(-1, note)
+                    yield {chat: shown, message_box: "", session_state: session_id, **guess_updates(event, request)}
+                elif isinstance(event, Chunk):
+                    reply += event.text
+                    shown[-1] = {"role": "assistant", "content": model_text(reply)}  # model output: untrusted
+                    yield {chat: shown}
+                elif isinstance(event, Rerouted):  # the cloud failed: its partial text goes, the local answer follows
+                    reply = ""
+                    shown[-1] = {"role": "assistant", "content": f"<sub>⚠️ {event.note}</sub>"}
+                    yield {chat: shown}
+                elif isinstance(event, Finished):
+                    sent = render.payload_message(event.exchange.cloud_payload)
+                    if sent:
+                        shown.insert(-1, sent)
+                    shown[-1] = {"role": "assistant", "content": render.reply_content(event.exchange)}
+                    owner = event.exchange.profile_id
+                    yield {chat: shown, conversations: gr.update(choices=conversation_choices(owner), value=session_id)}
+        except ConfidantError as error:
+            yield failed(error, message, reply, shown, shown_before)
+
+    def send_temporary(message, person, shown_before, earlier, request):
+        reply = ""
+        shown = shown_before + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        try:
+            if person == AUTO:
+                raise NotFoundError("A temporary chat does not guess who is speaking: choose a person.")
+            profile = access.person(request, person)
+            yield {chat: shown, message_box: ""}
+            for chunk in shell.assistant.temporary_turn(message, profile, earlier or []):
+                reply += chunk.text
+                shown[-1] = {"role": "assistant", "content": model_text(reply)}
+                yield {chat: shown}
+            shown[-1] = {"role": "assistant", "content": f"{model_text(reply.strip())}\n\n{TEMPORARY_NOTE}"}
+            yield {chat: shown, temporary_turns: [*(earlier or []), (message, reply.strip())]}
+        except ConfidantError as error:
+            yield failed(error, message, reply, shown, shown_before)
+
+    def failed(error, message, reply, shown, shown_before) -> dict:
+        gr.Warning(str(error))
+        if not reply:  # nothing was answered: give the text back to edit
+            return {chat: shown_before, message_box: message}
+        shown[-1] = {"role": "assistant", "content": f"{model_text(reply)}\n\n<sub>⚠️ {model_line(str(error))}</sub>"}
+        return {chat: shown}
+
+    def ask_who(event: Unsure, message, request):
+        allowed = {p.id for p in access.people(request)}
+        names = [(f"{p.name} ({c:.0%})", p.id) for p, c in event.identification.candidates if p.id in allowed]
+        others = [(name, i) for name, i in shell.choices(request) if i not in {i for _, i in names}]
+        if not names and not others:
+            gr.Warning("Nobody is known yet: add a person first.")
+            return {message_box: message}
+        return {message_box: message, who_box: gr.update(visible=True), who_pick: gr.update(choices=names + others, value=None)}
+
+    def guess_updates(event: Started, request) -> dict:
+        if event.identification is None:
+            return {guess_box: gr.update(visible=False)}
+        others = [(name, i) for name, i in shell.choices(request) if i != event.person.id]
+        return {
+            guess_box: gr.update(visible=True),
+            guess_text: f"🔍 {event.identification.describe().capitalize()}. Not {model_line(event.person.name)}? It was:",
+            guess_pick: gr.update(choices=others, value=None),
+            last_exchange: event.exchange_id,
+        }
+
+    @guarded(3)
+    def correct_speaker(exchange_id, chosen, request: gr.Request):
+        if exchange_id is None or chosen is None:
+            return gr.update(), gr.update(), gr.update()
+        target = access.person(request, chosen)
+        exchange = store.exchange(exchange_id)
+        access.person(request, exchange.profile_id)  # only a turn this login could have made
+        correct(memory, exchange.id, target.id)
+        moved = store.exchange(exchange.id)
+        gr.Info(f"Noted: that was {target.name}. I'll learn from it.")
+        return gr.update(visible=False), moved.session_id, history(moved.session_id)
+
+    def toggle_temporary(temporary, person, request: gr.Request):
+        """Start a fresh temporary chat, or go back to the person's stored conversations."""
+        if temporary:
+            return [], None, [], gr.update(choices=[], value=None), gr.update(visible=True)
+        _, shown, session_id, listed = open_person(person, request)
+        return shown, session_id, [], listed, gr.update(visible=False)
+
+    def choose_person(person, temporary, request: gr.Request):
+        if temporary:  # a temporary chat stays temporary: a fresh one for the new speaker
+            return gr.update(visible=person == NEW_PERSON), [], None, gr.update(choices=[], value=None), []
+        return (*open_person(person, request), [])
+
+    cloud_note = (
+        "Off keeps everything on this device; Auto sends hard questions to the cloud model."
+        if settings.cloud_configured
+        else "Disabled: no cloud model is configured (set CONFIDANT_CLOUD_BASE_URL and CONFIDANT_CLOUD_MODEL), "
+        "so everything stays on this device."
+    )
+
+    with tab:
+        session_state = gr.State(None)
+        last_exchange = gr.State(None)
+        temporary_turns = gr.State([])  # (message, reply) pairs of the temporary chat: held here, never stored
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=240, elem_id="cf-side"):
+                person = gr.Dropdown(label="Who's speaking", choices=[], interactive=True, elem_id="cf-person")
+                with gr.Group(visible=False) as new_person_box:
+                    new_name = gr.Textbox(label="Name", placeholder="e.g. Alex", max_lines=1, elem_id="cf-new-name")
+                    add_button = gr.Button("Add person", variant="primary", elem_id="cf-add-person")
+                new_button = gr.Button("+ New conversation", elem_id="cf-new-conversation")
+                temporary = gr.Checkbox(label="Temporary chat (not remembered, memories not used)", elem_id="cf-temporary")
+                conversations = gr.Radio(label="Conversations", choices=[], elem_id="cf-conversations")
+            with gr.Column(scale=3, min_width=300):
+                # LaTeX off: Gradio puts the text of $$…$$ blocks into the page as HTML (see app/sanitize.py).
+                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"],
+                                  feedback_options=None, latex_delimiters=[])
+                temporary_banner = gr.Markdown("🕶️ **Temporary chat**: nothing here is stored or used as memory.",
+                                               visible=False, elem_id="cf-temporary-banner")
+                with gr.Group(visible=False, elem_id="cf-who") as who_box:
+                    who_pick = gr.Radio(label="I'm not sure who is speaking. Who are you?", choices=[], elem_id="cf-who-pick")
+                with gr.Group(visible=False, elem_id="cf-guess") as guess_box:
+                    guess_text = gr.Markdown(elem_id="cf-guess-text")
+                    guess_pick = gr.Radio(show_label=False, choices=[], elem_id="cf-guess-pick")
+                with gr.Row(elem_id="cf-composer", equal_height=True):
+                    message_box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=5,
+                                             min_width=200, max_lines=8, elem_id="cf-message")
+                    send_button = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="cf-send")
+                with gr.Row(elem_id="cf-cloud"):
+                    mode = gr.Radio(CLOUD_MODES, value=settings.cloud_mode if settings.cloud_configured else "off",
+                                    label="Cloud escalation", interactive=settings.cloud_configured, elem_id="cf-cloud-mode")
+                    gr.Markdown(cloud_note, elem_id="cf-cloud-note")
+
+    person_view = [new_person_box, chat, session_state, conversations]
+    app.load(on_show, person, [person, *person_view])
+    tab.select(on_show, person, [person, *person_view])
+    person.input(choose_person, [person, temporary], [*person_view, temporary_turns])
+    add_button.click(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
+    new_name.submit(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
+    new_button.click(lambda: ([], None, gr.update(value=None), []), outputs=[chat, session_state, conversations, temporary_turns])
+    conversations.input(open_conversation, [conversations, person], [chat, session_state])
+    temporary.input(toggle_temporary, [temporary, person], [chat, session_state, temporary_turns, conversations, temporary_banner])
+
+    chat_inputs = [message_box, person, session_state, mode, chat, temporary, temporary_turns]
+    chat_outputs = [chat, message_box, session_state, conversations, who_box, who_pick, guess_box, guess_text,
+                    guess_pick, last_exchange, temporary_turns]
+    message_box.submit(send, chat_inputs, chat_outputs, api_name="send")
+    send_button.click(send, chat_inputs, chat_outputs, api_name=False)
+    who_pick.input(lambda chosen: (gr.update(value=chosen), gr.update(visible=False)), who_pick, [person, who_box]).then(
+        send, chat_inputs, chat_outputs)
+    guess_pick.input(correct_speaker, [last_exchange, guess_pick], [guess_box, session_state, chat])

@@ -1,0 +1,249 @@
+"""The People tab: everyone with their figures and pictures; add, rename, merge, delete (after a
+confirmation), cloud consent, export and import of one person; for the household, the map of
+how the assistant tells people apart, the cloud share over time, the encoder, and the archive
+of the whole assistant (admins only when logins are on).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import gradio as gr
+
+from app import charts, render
+from app.sanitize import model_line
+from app.web_common import Shell, guarded
+from assistant import archive, curation, portable
+from assistant.errors import InputError, NotFoundError
+
+HEADERS = ["Person", "Exchanges", "Conversations", "First seen", "Last seen", "Cloud share", "Top topics"]
+
+
+def when(stamp: str | None) -> str:
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M") if stamp else "—"
+
+
+def table_row(stats: curation.PersonStats) -> list:
+    topics = "; ".join(f"{t.examples[0][:40]} ({t.count})" for t in stats.topics if t.examples)
+    return [stats.profile.name, stats.exchanges, stats.conversations, when(stats.first_seen), when(stats.last_seen),
+            f"{stats.cloud_share:.0%}", topics or "—"]
+
+
+def details(stats: curation.PersonStats) -> str:
+    consent = "never sent to the cloud" if not stats.profile.cloud_allowed else "may go to the cloud"
+    lines = [
+        f"### {model_line(stats.profile.name)}",
+        f"{stats.exchanges} exchanges in {stats.conversations} conversations · first seen {when(stats.first_seen)}, "
+        f"last seen {when(stats.last_seen)} · {stats.cloud_share:.0%} of answered turns in the cloud · messages {consent}",
+    ]
+    if stats.topics:
+        lines.append("\n**Top topics** (query clusters):")
+        for topic in stats.topics:
+            examples = ", ".join(f"“{model_line(e[:80])}”" for e in topic.examples)
+            lines.append(f"- cluster #{topic.cluster}, {topic.count} exchanges: {examples}")
+    return "\n".join(lines)
+
+
+def build(shell: Shell, tab: gr.Tab) -> None:
+    store, memory, access = shell.store, shell.memory, shell.access
+
+    def refresh(request: gr.Request, selected=None):
+        people = access.people(request)
+        ids = [p.id for p in people]
+        chosen = selected if selected in ids else (ids[0] if ids else None)
+        rows = [table_row(curation.person_stats(store, i)) for i in ids]
+        return (gr.update(value=rows or None), gr.update(choices=shell.choices(request), value=chosen),
+                gr.update(choices=[(p.name, p.id) for p in people if p.id != chosen], value=None))
+
+    @guarded(4)
+    def show(person, request: gr.Request):
+        if person is None:
+            return "Nobody yet: add a person below.", gr.update(value=False), None, None
+        profile = access.person(request, person)
+        name = f"{profile.id}-{datetime.now().timestamp():.0f}"
+        return (details(curation.person_stats(store, profile.id)), gr.update(value=not profile.cloud_allowed),
+                charts.topics(store, profile.id, shell.file(request, f"topics-{name}.png")),
+                charts.activity(store, profile.id, shell.file(request, f"activity-{name}.png")))
+
+    @guarded(4)
+    def add(name, request: gr.Request):
+        access.may_claim(request, name or "")
+        profile = store.add_profile(name)
+        access.created(request, profile)
+        gr.Info(f"Added {profile.name}.")
+        return (*refresh(request, profile.id), "")
+
+    @guarded(4)
+    def rename(person, new, request: gr.Request):
+        old = access.person(request, person)
+        profile = store.rename_profile(old.name, new)
+        access.renamed(old.name, profile.name)
+        gr.Info(f"Renamed {old.name} to {profile.name}.")
+        return (*refresh(request, profile.id), "")
+
+    @guarded(1)
+    def consent(person, never, request: gr.Request):
+        profile = store.set_cloud_allowed(access.person(request, person).name, not never)
+        gr.Info(f"{profile.name}'s messages {'never go' if never else 'may go'} to the cloud.")
+        return gr.update()
+
+    @guarded(3)
+    def ask_merge(person, into, request: gr.Request):
+        source, target = access.person(request, person), access.person(request, into)
+        count = store.count_exchanges(source.id)
+        text = (f"Merge **{model_line(source.name)}** into **{model_line(target.name)}**? Their {count} exchanges "
+                f"move to {model_line(target.name)} and {model_line(source.name)} is removed.")
+        return gr.update(visible=True), text, ("merge", target.id)
+
+    @guarded(3)
+    def ask_delete(person, request: gr.Request):
+        profile = access.person(request, person)
+        text = (f"Delete **{model_line(profile.name)}** and their {store.count_exchanges(profile.id)} exchanges "
+                "for good? Their words are erased from the database file too.")
+        return gr.update(visible=True), text, ("delete", None)
+
+    @guarded(4)
+    def confirmed(person, pending, request: gr.Request):
+        profile = access.person(request, person)
+        if not pending:
+            raise InputError("Nothing to confirm.")
+        action, target = pending
+        if action == "merge":
+            into = curation.merge(memory, profile.name, access.person(request, target).name)
+            access.removed(profile.name)
+            gr.Info(f"Merged {profile.name} into {into.name}.")
+            return (*refresh(request, into.id), gr.update(visible=False))
+        memory.delete_profile(profile.name)
+        access.removed(profile.name)
+        gr.Info(f"Deleted {profile.name} and everything they said.")
+        return (*refresh(request), gr.update(visible=False))
+
+    @guarded(1)
+    def export(person, request: gr.Request):
+        profile = access.person(request, person)
+        path = shell.file(request, f"{_safe(profile.name)}.confidant.json")
+        portable.write_export(store, profile.name, path)
+        return gr.update(value=str(path), visible=True)
+
+    @guarded(4)
+    def import_person(upload, request: gr.Request):
+        if upload is None:
+            raise InputError("Choose an export file (.json) to import.")
+        parsed = portable.load_export(upload)
+        access.may_claim(request, parsed.name)
+        report = portable.import_profile(memory, upload)
+        access.created(request, store.profile(report.name))
+        gr.Info(report.summary().capitalize())
+        return (*refresh(request, store.profile(report.name).id), report.summary().capitalize())
+
+    @guarded(2)
+    def household(request: gr.Request):
+        people = [p.id for p in access.people(request)]
+        stamp = f"{datetime.now().timestamp():.0f}"
+        return (charts.people_map(memory, people, shell.file(request, f"map-{stamp}.png")),
+                charts.cloud_share(store, people, shell.file(request, f"cloud-{stamp}.png")))
+
+    @guarded(1)
+    def retrain(request: gr.Request):
+        admin_only(request)
+        outcome = memory.train(progress=False)
+        gr.Info(f"Trained on {outcome.n_dialogues} exchanges of {outcome.n_people} people in {outcome.seconds:.0f} s.")
+        return render.encoder_status(memory.encoders.meta)
+
+    @guarded(1)
+    def archive_export(request: gr.Request):
+        admin_only(request)
+        path = shell.file(request, f"confidant-{datetime.now():%Y%m%d-%H%M}.zip")
+        archive.write_archive(store, memory.encoders.encoder_dir, path)
+        return gr.update(value=str(path), visible=True)
+
+    @guarded(1)
+    def archive_import(upload, request: gr.Request):
+        admin_only(request)
+        if upload is None:
+            raise InputError("Choose an archive (.zip) to import.")
+        report = archive.import_archive(memory, upload)
+        gr.Info(f"Imported {len(report.people)} people.")
+        return model_line(report.summary()).replace("\n", "  \n")
+
+    def admin_only(request):
+        if not access.is_admin(request):
+            raise NotFoundError("Only an admin login can do this for the whole household.")
+
+    with tab:
+        pending = gr.State(None)  # the action waiting for its confirmation
+        table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, label="Everyone the assistant knows",
+                             elem_id="cf-people-table")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=280):
+                who = gr.Dropdown(label="Person", choices=[], interactive=True, elem_id="cf-pp-person")
+                about = gr.Markdown(elem_id="cf-pp-details")
+                never_cloud = gr.Checkbox(label="Never send this person's messages to the cloud", elem_id="cf-pp-never-cloud")
+                with gr.Accordion("Add, rename, merge, delete", open=True):
+                    with gr.Row(equal_height=True):
+                        new_name = gr.Textbox(label="New person", max_lines=1, elem_id="cf-pp-new-name")
+                        add_button = gr.Button("Add", elem_id="cf-pp-add", scale=0)
+                    with gr.Row(equal_height=True):
+                        rename_to = gr.Textbox(label="Rename to", max_lines=1, elem_id="cf-pp-rename-to")
+                        rename_button = gr.Button("Rename", elem_id="cf-pp-rename", scale=0)
+                    with gr.Row(equal_height=True):
+                        merge_into = gr.Dropdown(label="Merge into", choices=[], elem_id="cf-pp-merge-into")
+                        merge_button = gr.Button("Merge…", elem_id="cf-pp-merge", scale=0)
+                    delete_button = gr.Button("Delete…", variant="stop", elem_id="cf-pp-delete")
+                    with gr.Group(visible=False) as confirm_box:
+                        confirm_text = gr.Markdown(elem_id="cf-pp-confirm-text")
+                        with gr.Row():
+                            confirm_button = gr.Button("Yes, do it", variant="stop", elem_id="cf-pp-confirm")
+                            cancel_button = gr.Button("Cancel", elem_id="cf-pp-cancel")
+                with gr.Accordion("Export and import one person", open=False, elem_id="cf-pp-portable"):
+                    export_button = gr.Button("Export this person (JSON)", elem_id="cf-pp-export")
+                    export_file = gr.File(label="Export", visible=False, interactive=False, elem_id="cf-pp-export-file")
+                    import_file = gr.File(label="Import a person (.json)", file_types=[".json"], elem_id="cf-pp-import")
+                    import_report = gr.Markdown(elem_id="cf-pp-import-report")
+            with gr.Column(scale=3, min_width=320):
+                topics_picture = picture("Topics", "cf-pp-topics")
+                activity_picture = picture("Activity", "cf-pp-activity")
+        with gr.Accordion("The household", open=True, elem_id="cf-household"):
+            with gr.Row(equal_height=False):
+                map_picture = picture("How the assistant tells people apart", "cf-map")
+                cloud_picture = picture("Cloud turns over time", "cf-cloud-share")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    encoder_text = gr.Markdown(render.encoder_status(memory.encoders.meta), elem_id="cf-encoder-status")
+                    retrain_button = gr.Button("Retrain the who-is-asking encoder", elem_id="cf-retrain")
+                with gr.Column():
+                    archive_button = gr.Button("Export the whole assistant (.zip)", elem_id="cf-archive-export")
+                    archive_file = gr.File(label="Archive", visible=False, interactive=False, elem_id="cf-archive-file")
+                    archive_upload = gr.File(label="Import an archive (.zip)", file_types=[".zip"], elem_id="cf-archive-import")
+                    archive_report = gr.Markdown(elem_id="cf-archive-report")
+
+    listing = [table, who, merge_into]
+    person_view = [about, never_cloud, topics_picture, activity_picture]
+    pictures = [map_picture, cloud_picture]
+
+    def then_redraw(event):  # after any change to who is there: the person's view and the household's pictures
+        event.then(show, who, person_view).then(household, outputs=pictures)
+
+    then_redraw(tab.select(refresh, outputs=listing))
+    who.input(show, who, person_view)
+    then_redraw(add_button.click(add, new_name, [*listing, new_name]))
+    then_redraw(new_name.submit(add, new_name, [*listing, new_name]))
+    then_redraw(rename_button.click(rename, [who, rename_to], [*listing, rename_to]))
+    never_cloud.input(consent, [who, never_cloud], never_cloud)
+    merge_button.click(ask_merge, [who, merge_into], [confirm_box, confirm_text, pending])
+    delete_button.click(ask_delete, who, [confirm_box, confirm_text, pending])
+    cancel_button.click(lambda: (gr.update(visible=False), None), outputs=[confirm_box, pending])
+    then_redraw(confirm_button.click(confirmed, [who, pending], [*listing, confirm_box]))
+    export_button.click(export, who, export_file)
+    then_redraw(import_file.upload(import_person, import_file, [*listing, import_report]))
+    then_redraw(retrain_button.click(retrain, outputs=encoder_text))
+    archive_button.click(archive_export, outputs=archive_file)
+    then_redraw(archive_upload.upload(archive_import, archive_upload, archive_report).then(refresh, outputs=listing))
+
+def picture(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(label=label, type="filepath", format="png", interactive=False, buttons=["download"], elem_id=elem_id,
+                    placeholder="Nothing to draw yet")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "person"
