@@ -133,3 +133,28 @@ def test_pictures_are_drawn_for_the_people_asked_for_only(household, tmp_path):
     assert Image.open(charts.cloud_share(memory.store, [ann.id], tmp_path / "c.png")).format == "PNG"
     memory.recluster(force=True)
     assert Image.open(charts.topics(memory.store, ann.id, tmp_path / "t.png")).format == "PNG"
+
+
+def test_cli_archives_everyone_and_merges_people(household, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    memory, _, _ = household
+    memory.store.close()
+    confidant = str(Path(sys.executable).parent / "confidant")
+    source, target = str(memory.settings.data_dir), str(tmp_path / "copy")
+
+    def run(*args):
+        return subprocess.run([confidant, *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "CONFIDANT_CONFIG": str(tmp_path / "absent.toml")})
+
+    done = run("archive", "export", "--out", str(tmp_path / "all.zip"), "--data-dir", source)
+    assert done.returncode == 0 and "2 people, 4 exchanges, no encoder" in done.stdout, done.stderr
+    done = run("archive", "import", str(tmp_path / "all.zip"), "--data-dir", target)
+    assert done.returncode == 0 and "2 people" in done.stdout, done.stderr
+    done = run("profiles", "merge", "Ben", "Ann", "--yes", "--data-dir", target)
+    assert done.returncode == 0 and "merged Ben into Ann: 4 exchanges now" in done.stdout, done.stderr
+    refused = run("archive", "import", str(tmp_path / "absent.zip"), "--data-dir", target)
+    assert refused.returncode == 1 and refused.stderr.startswith("confidant: absent.zip") and "Traceback" not in refused.stderr
