@@ -5,13 +5,19 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install install-test chromium clean
+.PHONY: run test soak install install-test chromium clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/confidant serve
 
 test: $(VENV)/.installed-test chromium
 	$(PY) -m pytest
+
+# The long reliability runs (issue 6), not part of `make test` or CI; figures in docs/reliability.md:
+# 50+ SIGKILLs over 300+ chat turns, then 8 sessions at once through the web API.
+soak: $(VENV)/.installed-test
+	$(PY) -m tests.crash_harness --kills 50 --turns 300 --seed 1 --out docs/results/reliability/soak.json
+	$(PY) -m tests.concurrency_bench --sessions 8 --turns 3 --max-tokens 32 --out docs/results/reliability/concurrency.json
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a m
 from app import cli_doctor, cli_memory, cli_tools, cli_users
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
+from assistant.inputs import check_file_size
 from assistant.settings import Settings, load_settings
 
 IMPORT_FORMATS = ("whatsapp", "chatgpt", "transcript", "mqd")  # cmd_import maps each to its parser
@@ -202,18 +203,17 @@ def status_line(exchange) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from assistant.importers import chatgpt, mqd, transcript, whatsapp
 
     parsers = {"whatsapp": whatsapp.parse, "chatgpt": chatgpt.parse, "transcript": transcript.parse, "mqd": mqd.parse}
     name = args.me or (args.responder if args.format == "mqd" else None)
     if not name:
         raise InputError(f"--format {args.format} needs --me NAME (see confidant import --help)")
-    batch = parsers[args.format](Path(args.file), name)  # a bad file stops here, before the store is touched
+    settings = settings_from(args)
+    path = check_file_size(args.file, settings.max_import_bytes)
+    batch = parsers[args.format](path, name)  # a bad file stops here, before the store is touched
     from assistant.memory import Memory  # heavy (the embedder): only once the file is known to be good
 
-    settings = settings_from(args)
     store = open_store(args)
     for line, problem in batch.problems[:20]:
         print(f"{args.file}:{line}: skipped: {problem}", file=sys.stderr)

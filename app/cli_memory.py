@@ -13,6 +13,7 @@ import sys
 from datetime import date
 
 from assistant.errors import InputError
+from assistant.inputs import check_file_size
 from assistant.settings import load_settings
 
 
@@ -84,6 +85,7 @@ def cmd_profiles_export(args: argparse.Namespace) -> int:
 def cmd_profiles_import(args: argparse.Namespace) -> int:
     from assistant.portable import import_profile, load_export
 
+    check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
     load_export(args.file)  # a bad file stops here, before the embedder is loaded or the store touched
     report = import_profile(_open(args, with_memory=True), args.file, as_name=args.as_name, progress=True)
     print(report.summary())
@@ -142,6 +144,7 @@ def cmd_archive_export(args: argparse.Namespace) -> int:
 def cmd_archive_import(args: argparse.Namespace) -> int:
     from assistant.archive import import_archive, read_archive
 
+    check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
     read_archive(args.file)  # a bad archive stops here, before the embedder is loaded or the store touched
     print(import_archive(_open(args, with_memory=True), args.file, progress=True).summary())
     return 0

@@ -99,6 +99,7 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
         theme=gr.themes.Soft(primary_hue="emerald"),
         footer_links=[],
         show_error=True,
+        max_file_size=settings.max_import_bytes,  # uploads (imports) beyond the limit are refused by Gradio
         auth=Gate(users).check if users else None,
         auth_message="Log in to use the household's assistant." if users else None,
     )

@@ -217,8 +217,10 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
     app.load(on_show, person, [person, *person_view])
     tab.select(on_show, person, [person, *person_view])
     person.input(choose_person, [person, temporary], [*person_view, temporary_turns])
-    add_button.click(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
-    new_name.submit(add_person, new_name, [person, new_person_box, new_name]).then(open_person, person, person_view)
+    add_button.click(add_person, new_name, [person, new_person_box, new_name], api_name="add_person").then(
+        open_person, person, person_view)
+    new_name.submit(add_person, new_name, [person, new_person_box, new_name], api_name=False).then(
+        open_person, person, person_view)
     new_button.click(lambda: ([], None, gr.update(value=None), []), outputs=[chat, session_state, conversations, temporary_turns])
     conversations.input(open_conversation, [conversations, person], [chat, session_state])
     temporary.input(toggle_temporary, [temporary, person], [chat, session_state, temporary_turns, conversations, temporary_banner])

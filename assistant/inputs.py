@@ -1,15 +1,17 @@
-"""Validation of the messages people send.
+"""Validation of the messages people send, and of the size of files they bring in.
 
 ``clean_message`` returns the text that will be stored and answered, or raises
 ``InputError`` with what to do: empty or whitespace-only messages are refused, messages over
 the size limit are refused (never silently cut), control characters other than newlines and
 tabs are removed, and unpaired surrogates (from invalid UTF-8) become U+FFFD.
+``check_file_size`` refuses a missing file or one over the import limit before it is read.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 
 from assistant.errors import InputError
 
@@ -29,3 +31,15 @@ def clean_message(raw: object, max_chars: int) -> str:
     if not text:
         raise InputError("The message is empty; type something to send.")
     return text
+
+
+def check_file_size(path, max_bytes: int) -> Path:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if size > max_bytes:
+        raise InputError(f"{path.name} is {size:,} bytes; the import limit is {max_bytes:,} "
+                         "(setting max_import_bytes)")
+    return path

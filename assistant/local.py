@@ -5,6 +5,9 @@ Contract:
 - ``render(messages)`` turns chat messages into the prompt with the GGUF's own chat template
   (rendered by llama-cpp-python's sandboxed Jinja formatter), and ``fit(messages)`` drops the
   oldest history until prompt + reply fit the context window.
+- The template is code shipped inside the model file: it is tried once at load time, and a
+  template that does not compile, tries something the sandbox forbids or fails to render is a
+  ``ModelError`` naming the file, at load time or at the turn, never a raw Jinja error.
 - ``stream(prompt)`` yields the reply as text chunks, one generation at a time: a lock keeps
   concurrent users from corrupting the shared llama.cpp state; others wait their turn.
 The engine knows nothing about who is asking or where the messages came from.
@@ -16,6 +19,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from jinja2 import TemplateError
 
 from assistant.errors import InputError, ModelError
 from assistant.settings import Settings
@@ -51,21 +56,27 @@ class LocalModel:
                 n_batch=512,
                 verbose=False,
             )
+        except TemplateError as error:  # llama-cpp-python compiles the template while loading
+            raise self._template_error(error) from None
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(
-                f"could not load the local model {self.path}: {error}. "
+                f"could not load the local model {self.path}: {_first_line(error)}. "
                 "Check that CONFIDANT_MODEL_PATH points to a valid GGUF file."
             ) from None
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(f"the model {self.path} has no chat template; use an instruct/chat GGUF")
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=self._token_text(self.llm.token_eos()),
-            bos_token=self._token_text(self.llm.token_bos()),
-        )
+        try:
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._token_text(self.llm.token_eos()),
+                bos_token=self._token_text(self.llm.token_bos()),
+            )
+        except TemplateError as error:
+            raise self._template_error(error) from None
         self.name = self.path.stem.removesuffix(".gguf")
         self._lock = threading.Lock()
+        self.render([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])  # fail here, not mid-chat
 
     @classmethod
     def shared(cls, settings: Settings) -> "LocalModel":
@@ -81,8 +92,17 @@ class LocalModel:
             return ""
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
+    def _template_error(self, error: Exception) -> ModelError:
+        return ModelError(
+            f"the chat template inside the model {self.path} cannot be used ({type(error).__name__}: "
+            f"{_first_line(error)}); use a GGUF with a standard chat template"
+        )
+
     def render(self, messages: list[Message]) -> tuple[str, list[int], list[str]]:
-        formatted = self._formatter(messages=messages)
+        try:
+            formatted = self._formatter(messages=messages)
+        except Exception as error:  # the template is the model file's code: whatever it raises is its fault
+            raise self._template_error(error) from None
         tokens = self.llm.tokenize(
             formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
         )
@@ -124,3 +144,8 @@ class LocalModel:
                         yield text
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the local model failed while generating: {error}") from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__

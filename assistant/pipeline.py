@@ -86,6 +86,7 @@ class Assistant:
         self.memory = memory or Memory(settings, self.store)
         self.routes = RouteLog(self.store)
         self._local = local
+        self.store.fail_interrupted("interrupted: the app stopped before the reply was complete")
 
     @property
     def local(self) -> LocalModel:

@@ -5,9 +5,10 @@ Contract: ``recall(...)`` returns a ``Recollection``:
 - ``memories`` — the asking person's own past exchanges from other conversations, from the
   message's query cluster first, ranked by ``w_q · query similarity (general tower) +
   w_p · questioner similarity (questioner tower)`` and cut at ``recall_min_score``;
-- while a person has fewer than ``cold_start_min`` exchanges, exchanges of the people whose
-  prototypes are closest may be *borrowed* as style examples: they carry ``borrowed_from`` and
-  are never presented as this person's memories;
+- only with ``borrow_style_examples`` on (off by default: it quotes one person's words in
+  another's prompt), while a person has fewer than ``cold_start_min`` exchanges, exchanges of the
+  people whose prototypes are closest may be *borrowed* as style examples: they carry
+  ``borrowed_from`` and are never presented as this person's memories;
 - ``trace`` — one line saying what was recalled and why.
 Another person's exchanges are never returned as this person's own: candidates are drawn
 from FAISS restricted to the person's exchange ids.
@@ -92,7 +93,8 @@ def recall_memories(
         return [], f"nothing to recall yet for {person.name}"
     query = memory.encoders.queries([text])[0] if query is None else query
     asking = memory.encoders.dialogues([Dialogue(text, context, "")])[0]
-    lenders = {} if len(own) >= settings.cold_start_min else similar_people(memory, person.id, asking)
+    newcomer = settings.borrow_style_examples and len(own) < settings.cold_start_min
+    lenders = similar_people(memory, person.id, asking) if newcomer else {}
     pool = own + [i for lender in lenders for i in store.memory_ids(lender)]
     hits = dict(memory.index.search(query, settings.recall_candidates, among=pool))
     memories = rank(memory, hits, query, asking, person, lenders, settings, use_clusters)

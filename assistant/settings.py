@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     recall_min_score: float = Field(0.25, ge=-1.0, le=1.0, description="Memories scoring below this are not used.")
     recall_example_chars: int = Field(240, ge=20, le=4000, description="Longest text of one example in the prompt.")
     cold_start_min: int = Field(5, ge=0, le=1000, description="Exchanges a person needs before recall uses only their own.")
+    borrow_style_examples: bool = Field(
+        False, description="Let a newcomer's prompt quote the closest people's exchanges as style examples (off: "
+        "nobody's words ever reach another person's prompt).")
     identify_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Below this confidence, ask who is speaking.")
     identify_temperature: float = Field(0.05, gt=0.0, le=1.0, description="Softmax temperature over prototype similarities.")
     recluster_min: int = Field(40, ge=2, description="Exchanges needed before queries are clustered.")
@@ -121,6 +124,7 @@ class Settings(BaseSettings):
     # Limits on input
     max_message_chars: int = Field(8000, ge=1, le=1_000_000, description="Longest accepted message.")
     max_name_chars: int = Field(60, ge=1, le=500, description="Longest accepted profile name.")
+    max_import_bytes: int = Field(200_000_000, ge=1, description="Largest file accepted for import (history, export, archive).")
 
     # Serving
     host: str = Field("127.0.0.1", description="Address the web UI binds to.")

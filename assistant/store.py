@@ -292,11 +292,20 @@ class Store:
     def complete_exchange(self, exchange_id: int, reply: str, stats: GenerationStats) -> Exchange:
         with self.transaction() as db:
             db.execute(
-                """UPDATE exchanges SET reply = ?, status = 'complete', route = ?, model = ?, ttft_ms = ?,
+                """UPDATE exchanges SET reply = ?, status = 'complete', error = NULL, route = ?, model = ?, ttft_ms = ?,
                    tokens = ?, tokens_per_s = ?, completed_at = ? WHERE id = ?""",
                 (reply, stats.route, stats.model, stats.ttft_ms, stats.tokens, stats.tokens_per_s, now(), exchange_id),
             )
         return self.exchange(exchange_id)
+
+    def fail_interrupted(self, error: str) -> int:
+        """Close the turns a crash left ``pending`` (their message stays, marked failed); returns how many.
+
+        A turn still running in another process on this database is not lost: its
+        ``complete_exchange`` marks it complete again."""
+        with self.transaction() as db:
+            return db.execute("UPDATE exchanges SET status = 'failed', error = ?, completed_at = ? WHERE status = 'pending'",
+                              (error, now())).rowcount
 
     def fail_exchange(self, exchange_id: int, error: str, partial_reply: str = "") -> Exchange:
         with self.transaction() as db:

@@ -7,13 +7,21 @@ the CLI through a subprocess so its exit code and stderr are what a user sees.
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from assistant.errors import InputError
-from assistant.pipeline import Finished
+from assistant.errors import InputError, ModelError, StoreError
+from assistant.local import LocalModel
+from assistant.pipeline import Assistant, Finished
+from assistant.settings import bundled_model_path, load_settings
+from assistant.store import GenerationStats, Store
 
 
 @pytest.mark.parametrize("message, expected", [
@@ -81,3 +89,189 @@ def test_a_missing_model_file_is_one_clear_line(tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1", **env_model})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"confidant: setting 'model_path' (CONFIDANT_MODEL_PATH): no GGUF file at {tmp_path / 'nope.gguf'}"
+
+
+# --- a corrupt model file, a read-only or full data directory (the rest of point 4) -------------
+
+def first_lines(stderr: str) -> list[str]:
+    """What the CLI said as itself (progress bars of the libraries it loads aside)."""
+    return [line for line in stderr.splitlines() if line.startswith("confidant:")]
+
+
+def remember_the_milk(data_dir) -> list[tuple]:
+    """A store with one finished exchange; returns its rows, to compare with after the ordeal."""
+    store = Store(data_dir / "confidant.db")
+    alice = store.add_profile("Alice")
+    exchange_id = store.begin_exchange(store.new_session(alice.id).id, alice.id, "remember the milk")
+    store.complete_exchange(exchange_id, "Noted: milk.", GenerationStats("local", "test", 1.0, 2, 1.0))
+    store.close()
+    return rows(data_dir)
+
+
+def rows(data_dir) -> list[tuple]:
+    conn = sqlite3.connect(data_dir / "confidant.db")
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return conn.execute("SELECT id, profile_id, user_text, status, reply FROM exchanges ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def chat_cli(data_dir, stdin: str, **env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CONFIDANT_MAX_TOKENS": "4", "CONFIDANT_N_THREADS": "1", **env}
+    return subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Alice", "--data-dir", str(data_dir)],
+                          input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def corrupt_model(tmp_path, kind: str) -> Path:
+    real = bundled_model_path().read_bytes()
+    path = tmp_path / f"{kind}.gguf"
+    path.write_bytes({"random": os.urandom(1 << 20), "truncated": real[: len(real) // 3],
+                      "header only": real[:4] + os.urandom(4096)}[kind])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "header only"])
+def test_a_corrupt_model_file_is_one_clear_error(tmp_path, kind):
+    path = corrupt_model(tmp_path, kind)
+    with pytest.raises(ModelError, match=f"could not load the local model {re.escape(str(path))}: .*valid GGUF file"):
+        LocalModel(load_settings(data_dir=tmp_path, model_path=path))
+
+
+def test_the_cli_says_the_model_is_corrupt_in_one_line_and_keeps_the_message(tmp_path):
+    data_dir = tmp_path / "data"
+    before = remember_the_milk(data_dir)
+    done = chat_cli(data_dir, "hello\n", CONFIDANT_MODEL_PATH=str(corrupt_model(tmp_path, "truncated")))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert first_lines(done.stderr) == [f"confidant: could not load the local model {tmp_path / 'truncated.gguf'}: "
+                                        f"Failed to load model from file: {tmp_path / 'truncated.gguf'}. Check that "
+                                        "CONFIDANT_MODEL_PATH points to a valid GGUF file."]
+    after = rows(data_dir)
+    assert after[: len(before)] == before  # nothing stored is lost
+    assert [(text, status) for _, _, text, status, _ in after[len(before):]] == [("hello", "failed")]  # nor typed
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "2m"):
+    """A tmpfs of ``size`` mounted at ``path`` (root only: a real full or read-only disk)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                                           capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(folder: Path) -> None:
+    try:
+        with open(folder / "filler", "wb", buffering=0) as handle:
+            while True:
+                handle.write(bytes(65536))
+    except OSError:  # ENOSPC: the disk is full now
+        pass
+
+
+def remount(path: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True, capture_output=True)
+
+
+def test_a_read_only_data_directory_is_one_clear_line_and_loses_nothing(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        before = remember_the_milk(disk)
+        remount(disk, "ro")
+        done = chat_cli(disk, "hello\n")
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert first_lines(done.stderr) == [f"confidant: could not open the database {disk / 'confidant.db'}: the "
+                                            f"data directory {disk} is on a read-only file system; use a writable "
+                                            "--data-dir"]
+        remount(disk, "rw")
+        assert rows(disk) == before
+
+
+def test_a_full_data_directory_is_one_clear_line_and_loses_nothing(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        before = remember_the_milk(disk)
+        fill(disk)
+        done = chat_cli(disk, "hello\n")
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert first_lines(done.stderr) == [f"confidant: could not open the database {disk / 'confidant.db'}: "
+                                            f"the disk holding {disk} is full; free some space"]
+        (disk / "filler").unlink()
+        assert rows(disk) == before
+
+
+def test_a_disk_that_fills_up_mid_chat_is_one_clear_line_and_loses_nothing(tmp_path):
+    from tests.crash_harness import Chat, child_env
+
+    with small_disk(tmp_path / "disk") as disk:
+        before = remember_the_milk(disk)
+        chat = Chat(disk, "Alice", child_env(max_tokens=4, history_turns=2))
+        chat.send("y" * 9000)  # refused at once: proof that the CLI is up, its database open
+        deadline = time.monotonic() + 120
+        while b"limit is 8,000" not in chat.err and time.monotonic() < deadline:
+            chat.pump(0.1)
+        refused = len(chat.err)
+        fill(disk)
+        chat.send("a message after the disk filled up")
+        assert chat.close() == 1
+        said = chat.err[refused:].decode()
+        assert "Traceback" not in said and first_lines(said) == [
+            f"confidant: could not write to the database {disk / 'confidant.db'}: database or disk is full "
+            "(is the disk full or read-only?)"]
+        (disk / "filler").unlink()
+        assert rows(disk) == before
+
+
+def test_an_index_write_on_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path):
+    from assistant.files import written_atomically
+
+    with small_disk(tmp_path / "disk", size="1m") as disk:
+        index = disk / "memory.faiss"
+        index.write_bytes(b"the old index")
+        fill(disk)
+        with pytest.raises(StoreError, match=f"could not write {re.escape(str(index))}: the disk holding .* is full"):
+            with written_atomically(index) as temp:
+                temp.write_bytes(b"x" * (2 << 20))  # more than the disk holds
+        assert index.read_bytes() == b"the old index"  # the old file stays whole, no temporary is left
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "memory.faiss"]
+
+
+def test_a_store_at_its_size_limit_refuses_the_turn_clearly_and_keeps_going_after(tmp_path):
+    settings = load_settings(data_dir=tmp_path, max_tokens=4)
+    store = Store(settings.database_path)
+    before = remember_the_milk(tmp_path)
+    assistant = Assistant(settings, store=store)
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full" for this connection
+    with pytest.raises(StoreError, match="database or disk is full"):
+        list(assistant.turn("x" * 7000, store.profile("Alice").id))
+    assert rows(tmp_path) == before
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    assert store.begin_exchange(store.new_session(1).id, 1, "after the limit") > before[-1][0]
+    store.close()
+
+
+def test_size_limits_are_settings(tmp_path):
+    settings = load_settings(data_dir=tmp_path, max_message_chars=20, max_name_chars=5)
+    store = Store(settings.database_path, settings.max_name_chars)
+    with pytest.raises(InputError, match="at most 5"):
+        store.add_profile("Annabel")
+    with pytest.raises(InputError, match="the limit is 20"):
+        list(Assistant(settings, store=store).turn("y" * 21, store.add_profile("Ann").id))
+    assert store.count_exchanges() == 0
+    store.close()
+
+
+def test_an_import_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    chat = tmp_path / "chat.txt"
+    chat.write_text("Ann: hello there\nBob: hi Ann\n" * 50)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CONFIDANT_MAX_IMPORT_BYTES": "100"}
+    for args in (["import", str(chat), "--format", "transcript", "--me", "Bob"], ["profiles", "import", str(chat)],
+                 ["archive", "import", str(chat)]):
+        done = subprocess.run([sys.executable, "-m", "app.cli", *args, "--data-dir", str(tmp_path / "data")],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 1 and "the import limit is 100 (setting max_import_bytes)" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "confidant.db").exists() or rows(tmp_path / "data") == []
