@@ -7,7 +7,8 @@ Contract:
 - ``add_written(dialogues, write)`` does the same for a caller that writes its own rows (the
   profile import of ``assistant.portable``).
 - ``remember(exchange)`` adds one finished chat exchange the same way; ``fill_missing()`` adds
-  complete exchanges that have no vectors yet (``confidant doctor --repair``).
+  complete exchanges that have no vectors yet (when the index is opened at start-up, after a
+  crash between reply and vectors; and ``confidant doctor --repair``).
 - Clusters are recomputed when memory has grown by ``recluster_growth`` since the last
   clustering; the FAISS index always holds exactly the complete exchanges with vectors.
 - ``train()`` trains the questioner tower on everything stored, saves it atomically in
@@ -30,9 +31,9 @@ from assistant.store import Exchange, Store
 from assistant.vectors import VectorStore
 from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
-from profiles.tower import Dialogue
+from profiles.tower import Dialogue, dialogue_text
 
-CHUNK = 256
+CHUNK = 512  # exchanges embedded together: a few hundred MB of token states at most
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Memory:
         self.encoders = encoders or Encoders(settings.embedder_path, settings.data_dir / "encoder")
         self._index: MemoryIndex | None = None
         self._unsaved = 0
+        self._sums: dict[int, tuple[str, int, np.ndarray]] = {}  # person -> (encoder, n, sum of dialogue vectors)
         self._lock = threading.RLock()
 
     # The FAISS index, opened (and repaired) on first use
@@ -72,10 +74,22 @@ class Memory:
         with self._lock:
             if self._index is None:
                 self.sync_dialogue_vectors()
-                loaded = self.vectors.load()
-                dim = loaded.query.shape[1] if len(loaded.ids) else self._query_dim()
-                self._index = MemoryIndex.open(self.settings.data_dir / "memory.faiss", loaded.ids, loaded.query, dim)
+                ids, dim = self.vectors.ids(), self.vectors.query_dim() or self._query_dim()
+                # the vectors themselves are read only if the saved index must be rebuilt: at a
+                # million exchanges that read is most of the start-up
+                self._index = MemoryIndex.open(self.settings.data_dir / "memory.faiss", ids, self._query_vectors, dim)
+                self.fill_missing()  # replies committed just before a crash, before their vectors were
             return self._index
+
+    def warm_up(self) -> None:
+        """Open the index and load the towers now (a server's start-up thread), not in the first turn."""
+        self.index
+        self.encoders.general
+        self.encoders.questioner
+
+    def _query_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        loaded = self.vectors.load()
+        return loaded.ids, loaded.query
 
     def _query_dim(self) -> int:
         return int(self.encoders.general.get_embedding_dimension())
@@ -105,7 +119,7 @@ class Memory:
             if len(ids) != len(dialogues):
                 raise ValueError(f"write() added {len(ids)} exchanges for {len(dialogues)} dialogues")
             self.vectors.put(ids, query, dialogue)
-        self._after_adding(ids, query)
+        self._after_adding(ids, query, dialogue)
         self.save()
         return ids
 
@@ -114,35 +128,47 @@ class Memory:
         query, vector = self._encode([exchange.user_text], [dialogue], progress=False)
         self.index  # opened before the write, so the new id is added exactly once
         with self._lock:
+            if self.vectors.get([exchange.id]):  # opening the index just filled it in (fill_missing)
+                return
             self.vectors.put([exchange.id], query, vector)
-            self._after_adding([exchange.id], query)
+            self._after_adding([exchange.id], query, vector)
 
     def fill_missing(self, progress: bool = False) -> list[int]:
         """Vectors for complete exchanges that have none (a crash between reply and ``remember``),
-        added like new memories and the index saved; returns their ids."""
-        ids = self.vectors.missing_ids()
-        if not ids:
-            return []
-        found = self.store.exchanges(ids)
-        chosen = [found[i] for i in ids]
-        dialogues = [dialogue_from(e.user_text, e.context, e.reply) for e in chosen]
-        query, dialogue = self._encode([e.user_text for e in chosen], dialogues, progress)
-        self.index  # opened before the write, so the new ids are added exactly once
+        added like new memories and the index saved; returns their ids. Runs under the memory's
+        lock from the first read on, so a ``remember`` of the same exchange cannot add it twice."""
         with self._lock:
+            self.index  # opened before the write, so the new ids are added exactly once
+            ids = self.vectors.missing_ids()
+            if not ids:
+                return []
+            found = self.store.exchanges(ids)
+            chosen = [found[i] for i in ids]
+            dialogues = [dialogue_from(e.user_text, e.context, e.reply) for e in chosen]
+            query, dialogue = self._encode([e.user_text for e in chosen], dialogues, progress)
             self.vectors.put(ids, query, dialogue)
-            self._after_adding(ids, query)
-        self.save()
+            self._after_adding(ids, query, dialogue)
+            self.save()
         return ids
 
     def _encode(self, queries: list[str], dialogues: list[Dialogue], progress: bool):
-        query_parts, dialogue_parts = [], []
-        chunks = range(0, len(queries), CHUNK)
+        """Query and dialogue vectors, in input order. The transformer's cost is its padded batch,
+        so exchanges go through in chunks of similar dialogue length (sorted once, over all of
+        them), not in file order where one long exchange pads a whole batch to its length."""
+        order = np.argsort([len(dialogue_text(d)) for d in dialogues], kind="stable")
+        query = dialogue = None
+        chunks = range(0, len(order), CHUNK)
         for start in tqdm(chunks, desc="embedding", unit="chunk", disable=not progress or len(chunks) < 2):
-            query_parts.append(self.encoders.queries(queries[start : start + CHUNK]))
-            dialogue_parts.append(self.encoders.dialogues(dialogues[start : start + CHUNK]))
-        return np.vstack(query_parts), np.vstack(dialogue_parts)
+            rows = order[start : start + CHUNK]
+            q = self.encoders.queries([queries[i] for i in rows])
+            d = self.encoders.dialogues([dialogues[i] for i in rows])
+            if query is None:
+                query = np.empty((len(order), q.shape[1]), dtype=np.float32)
+                dialogue = np.empty((len(order), d.shape[1]), dtype=np.float32)
+            query[rows], dialogue[rows] = q, d
+        return query, dialogue
 
-    def _after_adding(self, ids: list[int], query: np.ndarray) -> None:
+    def _after_adding(self, ids: list[int], query: np.ndarray, dialogue: np.ndarray) -> None:
         with self._lock:
             if not self.recluster():
                 centroids = self.vectors.centroids()
@@ -152,7 +178,7 @@ class Memory:
             self._unsaved += len(ids)
             if self._unsaved >= self.settings.index_save_every:
                 self.save()
-            self.refresh_prototypes(self.store.profiles_of(ids))
+            self._grow_prototypes(ids, dialogue)
 
     def save(self) -> None:
         """Write the index to disk (it is rebuilt from the store at start-up if this was missed)."""
@@ -167,6 +193,7 @@ class Memory:
         ids = self.store.memory_ids(profile.id)
         self.store.delete_profile(profile.name)
         with self._lock:
+            self._sums.pop(profile.id, None)
             if self._index is not None:  # an index not opened yet is rebuilt from the store when it is
                 self._index.remove(ids)
                 self.save()
@@ -187,19 +214,46 @@ class Memory:
         return True
 
     def refresh_prototypes(self, profile_ids=None) -> None:
-        """Prototype of a person = normalised mean of their dialogue vectors (everyone if None)."""
+        """Prototype of a person = normalised mean of their dialogue vectors (everyone if None),
+        read in full from the store; the sums are kept for ``_grow_prototypes``."""
         people = self.store.profile_ids() if profile_ids is None else sorted(profile_ids)
-        done, vectors, counts = [], [], []
-        for person in people:
-            mine = self.vectors.load(person).dialogue
-            if mine is None or len(mine) == 0:
+        version = self.encoders.version
+        with self._lock:
+            if profile_ids is None:
+                self._sums.clear()
+            for person in people:
+                self._sums.pop(person, None)
+                mine = self.vectors.load(person).dialogue
+                if mine is not None and len(mine):
+                    self._sums[person] = (version, len(mine), mine.sum(axis=0, dtype=np.float64))
+            self._write_prototypes([p for p in people if p in self._sums])
+
+    def _grow_prototypes(self, ids: list[int], dialogue: np.ndarray) -> None:
+        """Add new exchanges' dialogue vectors to their people's prototypes through the running
+        sums, so remembering a turn costs the same at 10 memories or 100,000. A sum is read again
+        in full when it is not held or no longer matches the stored prototype (another encoder, or
+        a count changed elsewhere: a forget, a correction, another process)."""
+        owner = self.vectors.owners(ids)
+        version, counts = self.encoders.version, self.vectors.prototype_counts(set(owner.values()))
+        stale, grown = [], []
+        for person in sorted(set(owner.values())):
+            rows = [k for k, i in enumerate(ids) if owner.get(int(i)) == person]
+            held = self._sums.get(person)
+            if held is None or held[0] != version or held[1] != counts.get(person) or len(held[2]) != dialogue.shape[1]:
+                stale.append(person)
                 continue
-            mean = mine.mean(axis=0)
-            done.append(person)
-            vectors.append(mean / max(np.linalg.norm(mean), 1e-12))
-            counts.append(len(mine))
-        if done:
-            self.vectors.set_prototypes(done, np.stack(vectors), counts)
+            self._sums[person] = (version, held[1] + len(rows), held[2] + dialogue[rows].sum(axis=0, dtype=np.float64))
+            grown.append(person)
+        self._write_prototypes(grown)
+        if stale:
+            self.refresh_prototypes(stale)
+
+    def _write_prototypes(self, people: list[int]) -> None:
+        if not people:
+            return
+        sums = np.stack([self._sums[p][2] for p in people])
+        unit = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        self.vectors.set_prototypes(people, unit.astype(np.float32), [self._sums[p][1] for p in people])
 
     # The questioner tower
 

@@ -88,6 +88,26 @@ class VectorStore:
             for r in rows
         }
 
+    def ids(self) -> np.ndarray:
+        """Ids of every complete exchange with vectors (what the index must hold), in id order."""
+        rows = self.store.rows(
+            "SELECT e.id FROM exchanges e JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete' ORDER BY e.id"
+        )
+        return np.array([r["id"] for r in rows], dtype=np.int64)
+
+    def query_dim(self) -> int | None:
+        """Dimensions of the stored query vectors (None while there are none)."""
+        rows = self.store.rows("SELECT length(query) AS size FROM vectors LIMIT 1")
+        return rows[0]["size"] // 4 if rows else None
+
+    def owners(self, ids) -> dict[int, int]:
+        """exchange id -> the profile id of the person who asked it."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        rows = self.store.rows(f"SELECT id, profile_id FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["id"]: r["profile_id"] for r in rows}
+
     def counts(self) -> tuple[int, int]:
         """(complete exchanges with vectors, how many of them are clustered)."""
         row = self.store.rows(
@@ -136,6 +156,14 @@ class VectorStore:
                 "INSERT OR REPLACE INTO prototypes (profile_id, vector, n, updated_at) VALUES (?, ?, ?, ?)",
                 [(int(p), to_blob(v), int(n), stamp) for p, v, n in zip(profile_ids, vectors, counts)],
             )
+
+    def prototype_counts(self, profile_ids) -> dict[int, int]:
+        """profile id -> how many dialogue vectors its stored prototype averages."""
+        ids = [int(i) for i in profile_ids]
+        if not ids:
+            return {}
+        rows = self.store.rows(f"SELECT profile_id, n FROM prototypes WHERE profile_id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r["profile_id"]: r["n"] for r in rows}
 
     def prototypes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(profile ids, normalised prototype matrix, dialogue counts)."""

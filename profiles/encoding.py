@@ -3,24 +3,29 @@
 Contract:
 - ``Encoders(embedder_path, encoder_dir)`` loads the general tower lazily (once per process and
   path) and the trained questioner encoder from ``encoder_dir`` if one has been saved there.
-- ``queries(texts)`` gives general-tower vectors of messages (WHAT is asked).
+- ``queries(texts)`` gives general-tower vectors of messages (WHAT is asked); a single message's
+  vector is kept for the next few calls (the turn, its recall and its remembering ask for it).
 - ``dialogues(dialogues)`` gives the vectors that tell people apart (WHO is asking): the dual
   embedding when a questioner tower is trained, else the general tower over the dialogue text,
   so identification and prototypes work (less well) before the first training.
 - ``version`` names what produced the dialogue vectors; vectors from another version are stale.
+- Batches (an import, a re-encoding) run the transformer on all threads, a turn's single texts
+  on one thread (``profiles.tower.batch_precision``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from profiles.tower import Dialogue, QuestionerEncoder, dialogue_text, load_general_tower
+from profiles.tower import Dialogue, QuestionerEncoder, batch_precision, dialogue_text, load_general_tower
 
+RECENT = 16  # messages whose general-tower vectors are kept: a turn asks for its message's more than once
 _general_cache: dict[str, object] = {}
 _general_lock = threading.Lock()
 
@@ -46,6 +51,8 @@ class Encoders:
         self._loaded_version: str | None = None
         self._meta: dict | None = None
         self._meta_stamp: int | None = None
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # the last messages' vectors (general tower)
+        self._recent_lock = threading.Lock()
 
     @property
     def general(self):
@@ -83,13 +90,27 @@ class Encoders:
         return self._questioner
 
     def queries(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        vectors = self.general.encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        if len(texts) == 1:  # one turn embeds its message up to three times: once is enough
+            with self._recent_lock:
+                if texts[0] in self._recent:
+                    self._recent.move_to_end(texts[0])
+                    return self._recent[texts[0]][None].copy()
+        with batch_precision(len(texts)):
+            vectors = self.general.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                          show_progress_bar=progress)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(texts) == 1:
+            with self._recent_lock:
+                self._recent[texts[0]] = vectors[0].copy()
+                while len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        return vectors
 
     def dialogues(self, dialogues: Sequence[Dialogue], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         encoder = self.questioner
         if encoder is None:
             return self.queries([dialogue_text(d) for d in dialogues], batch_size, progress)
-        return encoder.encode_dual(list(dialogues), batch_size)
+        with batch_precision(len(dialogues)):
+            general, states, _ = encoder.frozen_pass(list(dialogues), batch_size)
+        return encoder.combine(general, encoder.embed_states(states))

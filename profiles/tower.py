@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -62,6 +63,31 @@ def segment_ids(input_ids: np.ndarray, sep_id: int) -> np.ndarray:
     """Segment index of each token: the number of [SEP]s before it ([CLS] is in the query)."""
     is_sep = (np.asarray(input_ids) == sep_id).astype(np.int64)
     return np.cumsum(is_sep) - is_sep
+
+
+BATCH_FROM = 32  # texts in one call from which the transformer runs on all threads
+
+
+@contextmanager
+def batch_precision(n: int):
+    """How to run the frozen transformer for ``n`` texts (docs/performance.md has the figures).
+
+    A batch (an import, a re-encoding): float32 on all threads. bf16 autocast was 2.3x faster on
+    CPUs with native bf16 at cosine >= 0.9999 to float32 for the general tower, but speaker
+    detection on the test fixture fell to chance with it (tests/test_memory.py), so it is off.
+    A turn's one or two texts: float32 on ONE thread. A short text is a hundred tiny operations,
+    each ending at a barrier of the intra-op threads; when another program holds a core, every
+    barrier waits for it (p95 660 ms instead of 33 ms under load here), while one thread has no
+    one to wait for."""
+    if n >= BATCH_FROM:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_general_tower(model_path: str | os.PathLike):

@@ -4,6 +4,8 @@ words and meaning, editing and deleting one memory, merging, the archive and the
 import json
 import zipfile
 
+import faiss
+
 import pytest
 from PIL import Image
 
@@ -157,4 +159,16 @@ def test_cli_archives_everyone_and_merges_people(household, tmp_path):
     done = run("profiles", "merge", "Ben", "Ann", "--yes", "--data-dir", target)
     assert done.returncode == 0 and "merged Ben into Ann: 4 exchanges now" in done.stdout, done.stderr
     refused = run("archive", "import", str(tmp_path / "absent.zip"), "--data-dir", target)
-    assert refused.returncode == 1 and refused.stderr.startswith("confidant: absent.zip") and "Traceback" not in refused.stderr
+    assert refused.returncode == 1 and refused.stderr.startswith("confidant: cannot read") and "Traceback" not in refused.stderr
+
+
+def test_the_first_remember_after_start_up_adds_its_exchange_once(tmp_path):
+    """Opening the index fills in complete exchanges without vectors; the turn that was about to
+    remember its own exchange must not add it a second time."""
+    memory = memory_at(tmp_path / "data")
+    session = memory.store.new_session(memory.store.add_profile("Ann").id)
+    say(memory, session, "When should I prune the apple tree?", "Late winter.", "2024-02-01T10:00:00+00:00")
+    index = memory.index
+    held = faiss.vector_to_array(index.index.id_map) if hasattr(index.index, "id_map") else None
+    assert len(index) == 1 and (held is None or list(held) == [1])
+    assert [i for i, _ in index.search(memory.encoders.queries(["apple"])[0], 10)] == [1]

@@ -137,9 +137,11 @@ def test_recall_never_returns_another_persons_exchanges(trained):
         assert recalled > 0, f"nothing recalled for {person.name}"
 
 
-def test_a_newcomer_borrows_style_examples_and_the_trace_says_so(trained):
+def test_a_newcomer_borrows_style_examples_only_when_allowed_and_the_trace_says_so(trained):
     newcomer = trained.store.add_profile("Gunther")
-    memories, trace = recall_memories(trained, newcomer, "Can I get you a coffee?", [], trained.settings)
+    assert recall_memories(trained, newcomer, "Can I get you a coffee?", [], trained.settings)[0] == []  # off by default
+    borrowing = trained.settings.model_copy(update={"borrow_style_examples": True})
+    memories, trace = recall_memories(trained, newcomer, "Can I get you a coffee?", [], borrowing)
     assert memories and all(m.borrowed_from for m in memories)
     assert all(m.exchange.profile_id != newcomer.id for m in memories)
     assert "borrowed" in trace and "Gunther is new" in trace
@@ -238,3 +240,60 @@ def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
     assert secret.encode() not in raw() and kept.encode() in raw()
     assert [hit for hit, _ in memory.index.search(memory.encoders.queries([secret])[0], 10)] == memory.store.memory_ids(
         memory.store.profile("Omar").id)
+
+
+def test_the_index_turns_approximate_above_its_threshold_and_searches_only_the_askers_ids(tmp_path):
+    from assistant.index import MemoryIndex, check_file
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 3001, dtype=np.int64) * 7  # exchange ids, not row numbers
+    owner = rng.choice(3, size=3000, p=[0.9, 0.097, 0.003])  # the last person owns ~9 of 3,000
+    path = tmp_path / "memory.faiss"
+    index = MemoryIndex.rebuild(ids[:500], vectors[:500], 32, path, exact_below=1000)
+    assert index.kind == "flat"
+    index.add(ids[500:], vectors[500:])
+    assert index.kind == "ivf" and len(index) == 3000
+    for person in range(3):
+        mine = ids[owner == person]
+        for query in vectors[:10]:
+            hits = [hit for hit, _ in index.search(query, 5, among=mine)]
+            assert hits and set(hits) <= set(mine.tolist())
+            if person == 2:  # a sliver of the index: searched exhaustively among their own, so exact
+                exact = mine[np.argsort(-(vectors[owner == person] @ query))[:5]]
+                assert hits == exact.tolist()
+    index.save()
+    assert check_file(path, ids, vectors) == ""
+    reopened = MemoryIndex.open(path, ids, vectors, 32, exact_below=1000)
+    assert reopened.kind == "ivf" and reopened.ids() == set(ids.tolist())
+    reopened.remove(ids[:2600])  # below half the threshold: exact again
+    assert reopened.kind == "flat" and reopened.ids() == set(ids[2600:].tolist())
+
+
+def test_prototypes_grown_turn_by_turn_equal_the_ones_read_in_full(tmp_path):
+    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.store import GenerationStats
+
+    memory = memory_at(tmp_path)
+    memory.ingest(ImportBatch("test", [
+        ImportedConversation("Nina", "a", [ImportedExchange("how was the gym?", "tiring"), ImportedExchange("pizza?", "yes")]),
+        ImportedConversation("Omar", "b", [ImportedExchange("is the report done?", "almost")]),
+    ]), progress=False)
+    nina, omar = memory.store.find_profile("Nina"), memory.store.find_profile("Omar")
+    for person, text in ((nina, "did you feed the cat?"), (omar, "meeting at ten?"), (nina, "movie tonight?")):
+        exchange_id = memory.store.begin_exchange(memory.store.new_session(person.id).id, person.id, text)
+        memory.remember(memory.store.complete_exchange(exchange_id, "sure", GenerationStats("local", "m", 1.0, 1, 1.0)))
+    grown = memory.vectors.prototypes()
+    memory.refresh_prototypes()
+    full = memory.vectors.prototypes()
+    assert grown[0].tolist() == full[0].tolist() and grown[2].tolist() == full[2].tolist() == [4, 2]
+    assert np.allclose(grown[1], full[1], atol=1e-5)
+    memory.vectors.set_prototypes([omar.id], np.zeros((1, full[1].shape[1])), [7])  # changed elsewhere, say
+    memory.remember(memory.store.complete_exchange(
+        memory.store.begin_exchange(memory.store.new_session(omar.id).id, omar.id, "lunch?"), "ok",
+        GenerationStats("local", "m", 1.0, 1, 1.0)))
+    grown = memory.vectors.prototypes()
+    memory.refresh_prototypes()
+    full = memory.vectors.prototypes()
+    assert grown[2].tolist() == full[2].tolist() == [4, 3] and np.allclose(grown[1], full[1], atol=1e-5)
