@@ -79,7 +79,7 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
 
     def warm_up():  # load the models while the server starts, so the first reply does not wait
         assistant.local
-        assistant.memory.index
+        assistant.memory.warm_up()  # the index and both towers: the first turn must not load them
         if settings.cloud_configured:
             from assistant import privacy
 

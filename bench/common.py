@@ -24,7 +24,13 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FRIENDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mqd-friends"
+FRIENDS_DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mqd-friends"
+
+
+def friends_dir() -> Path:
+    """The Friends MQD folder: ``$CONFIDANT_BENCH_FRIENDS`` (the tests point it at their fixture
+    slice), else ``../shared/data/mqd-friends`` beside the project."""
+    return Path(os.environ.get("CONFIDANT_BENCH_FRIENDS") or FRIENDS_DEFAULT)
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import FRIENDS
+from bench.common import friends_dir
 
 
 def rows(split: str = "train", path: Path | None = None) -> list[dict]:
-    with gzip.open(path or FRIENDS / f"{split}.jsonl.gz", "rt", encoding="utf-8") as handle:
+    with gzip.open(path or friends_dir() / f"{split}.jsonl.gz", "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 

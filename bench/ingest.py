@@ -42,7 +42,7 @@ def memory_at(data_dir: Path):
 def load_batch(responder: str, limit: int | None, path: Path | None = None):
     from assistant.importers import ImportBatch, mqd
 
-    batch = mqd.parse(path or common.FRIENDS / "train.jsonl.gz", responder)
+    batch = mqd.parse(path or common.friends_dir() / "train.jsonl.gz", responder)
     if limit is None:
         return batch
     kept, left = [], limit

@@ -14,6 +14,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 @pytest.fixture(autouse=True)
 def bench_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CONFIDANT_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CONFIDANT_BENCH_FRIENDS", str(FIXTURES))  # never ../shared: the tests are self-contained
 
 
 def run(module, args, tmp_path) -> dict:
