@@ -131,6 +131,7 @@ class Gate:
         self.users = users
         self.max_failures, self.lock_seconds = max_failures, lock_seconds
         self._failures: dict[str, tuple[int, float]] = {}  # login -> (failures in a row, locked until)
+        self._absent = hash_password(secrets.token_hex(16))  # what an unknown login is checked against
         self._lock = threading.Lock()
 
     def check(self, login: str, password: str) -> bool:
@@ -140,7 +141,7 @@ class Gate:
                 return False
         user = self.users.get(login)
         # An unknown login costs the same scrypt as a known one, so timing does not reveal which exist.
-        ok = verify_password(password, user.password if user else hash_password("absent-user"))
+        ok = verify_password(password, user.password if user else self._absent)
         with self._lock:
             if ok and user is not None:
                 self._failures.pop(login, None)

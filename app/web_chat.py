@@ -50,10 +50,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
 
     @guarded(3)
     def add_person(name, request: gr.Request):
-        access.may_claim(request, name or "")
-        profile = store.add_profile(name)
-        access.created(request, profile)
-        gr.Info(f"Added {profile.name}.")
+        profile = shell.add_person(request, name)
         return gr.update(choices=people_choices(request), value=profile.id), gr.update(visible=False), ""
 
     @guarded(2)

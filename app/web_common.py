@@ -37,9 +37,13 @@ class Shell:
     def choices(self, request) -> list[tuple[str, int]]:
         return [(p.name, p.id) for p in self.access.people(request)]
 
-    def first_person(self, request) -> int | None:
-        people = self.access.people(request)
-        return people[0].id if people else None
+    def add_person(self, request, name: str):
+        """A new profile that becomes this login's own (refused if the name is someone else's)."""
+        self.access.may_claim(request, name or "")
+        profile = self.store.add_profile(name)
+        self.access.created(request, profile)
+        gr.Info(f"Added {profile.name}.")
+        return profile
 
     def file(self, request, name: str) -> Path:
         """A fresh path for a download, in a folder of this login's own."""

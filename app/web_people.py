@@ -67,11 +67,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
 
     @guarded(4)
     def add(name, request: gr.Request):
-        access.may_claim(request, name or "")
-        profile = store.add_profile(name)
-        access.created(request, profile)
-        gr.Info(f"Added {profile.name}.")
-        return (*refresh(request, profile.id), "")
+        return (*refresh(request, shell.add_person(request, name).id), "")
 
     @guarded(4)
     def rename(person, new, request: gr.Request):

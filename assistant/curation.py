@@ -148,10 +148,11 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
     if not reply:
         raise InputError("The reply cannot be empty; delete the memory instead.")
     later = [e for e in store.session_exchanges(old.session_id) if e.id > old.id][:1]
-    contexts = {e.id: _requoted(e, old, user_text, reply) for e in later}
-    contexts = {i: c for i, c in contexts.items() if c is not None}
+    requoted = [(e, _requoted(e, old, user_text, reply)) for e in later]
+    contexts = {e.id: c for e, c in requoted if c is not None}
     query = memory.encoders.queries([user_text])
-    changed = [(old.id, user_text, old.context, reply)] + [(i, *_fields(store, i, c)) for i, c in contexts.items()]
+    changed = [(old.id, user_text, old.context, reply)] + [
+        (e.id, e.user_text, c, e.reply or "") for e, c in requoted if c is not None]
     dialogues = memory.encoders.dialogues([dialogue_from(u, c, r) for _, u, c, r in changed])
     centroids = memory.vectors.centroids()
     with store.transaction() as db:
@@ -177,11 +178,6 @@ def _requoted(later: Exchange, old: Exchange, user_text: str, reply: str) -> str
     turns = json.loads(later.context)
     new = [user_text if t == old.user_text else reply if t == old.reply else t for t in turns]
     return json.dumps(new) if new != turns else None
-
-
-def _fields(store: Store, exchange_id: int, context: str) -> tuple[str, str, str]:
-    exchange = store.exchange(exchange_id)
-    return exchange.user_text, context, exchange.reply or ""
 
 
 def delete(memory, exchange_id: int, owner: int) -> int:
