@@ -33,6 +33,7 @@ from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
 from profiles.tower import Dialogue, dialogue_text
 
+RECOUNT_EVERY = 1000  # exchanges added between two exact counts of what is clustered
 CHUNK = 512  # exchanges embedded together: a few hundred MB of token states at most
 
 
@@ -65,6 +66,8 @@ class Memory:
         self._index: MemoryIndex | None = None
         self._unsaved = 0
         self._sums: dict[int, tuple[str, int, np.ndarray]] = {}  # person -> (encoder, n, sum of dialogue vectors)
+        self._counts: list[int] | None = None  # [exchanges with vectors, clustered ones] (``recluster``)
+        self._since_count = 0
         self._lock = threading.RLock()
 
     # The FAISS index, opened (and repaired) on first use
@@ -174,6 +177,7 @@ class Memory:
                 centroids = self.vectors.centroids()
                 if centroids is not None:
                     self.vectors.assign_clusters(ids, np.argmax(query @ centroids.T, axis=1))
+                self._count_added(len(ids), clustered=centroids is not None)
             self.index.add(ids, query)
             self._unsaved += len(ids)
             if self._unsaved >= self.settings.index_save_every:
@@ -194,6 +198,7 @@ class Memory:
         self.store.delete_profile(profile.name)
         with self._lock:
             self._sums.pop(profile.id, None)
+            self._counts = None
             if self._index is not None:  # an index not opened yet is rebuilt from the store when it is
                 self._index.remove(ids)
                 self.save()
@@ -203,15 +208,37 @@ class Memory:
     # Clusters and prototypes
 
     def recluster(self, force: bool = False) -> bool:
-        """Cluster all queries again when memory grew enough since the last time (or ``force``)."""
-        total, clustered = self.vectors.counts()
-        due = total >= self.settings.recluster_min and total >= clustered * (1 + self.settings.recluster_growth)
-        if total == 0 or not (force or due):
+        """Cluster all queries again when memory grew enough since the last time (or ``force``).
+
+        Whether it grew enough is judged on counts kept here as exchanges are added (counting a
+        million rows after every turn was most of the turn's bookkeeping), confirmed from the
+        store before acting on them, and read from it afresh every ``RECOUNT_EVERY`` additions
+        (deletions elsewhere make them drift)."""
+        if not force and not self._due(*self._cluster_counts()):
+            return False
+        total, clustered = self._cluster_counts(exact=True)
+        if total == 0 or not (force or self._due(total, clustered)):
             return False
         loaded = self.vectors.load()
         clusters = cluster_queries(loaded.query, seed=0)
         self.vectors.set_clusters(clusters.centroids, loaded.ids, clusters.labels)
+        self._counts = [len(loaded.ids), len(loaded.ids)]
         return True
+
+    def _due(self, total: int, clustered: int) -> bool:
+        return total >= self.settings.recluster_min and total >= clustered * (1 + self.settings.recluster_growth)
+
+    def _cluster_counts(self, exact: bool = False) -> tuple[int, int]:
+        """(exchanges with vectors, how many are clustered): kept here, from the store when asked."""
+        if exact or self._counts is None or self._since_count >= RECOUNT_EVERY:
+            self._counts, self._since_count = list(self.vectors.counts()), 0
+        return self._counts[0], self._counts[1]
+
+    def _count_added(self, n: int, clustered: bool) -> None:
+        if self._counts is not None:
+            self._counts[0] += n
+            self._counts[1] += n if clustered else 0
+            self._since_count += n
 
     def refresh_prototypes(self, profile_ids=None) -> None:
         """Prototype of a person = normalised mean of their dialogue vectors (everyone if None),

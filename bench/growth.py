@@ -92,6 +92,7 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
         memory = Memory(settings, store)
         with common.Clock() as reopen:
             memory.index  # start-up: vectors from SQLite, the saved index read back
+        memory.refresh_prototypes()  # as after each person's first turn since start-up (that one reads their vectors)
         weights = 1.0 / np.arange(1, people + 1)
         weights /= weights.sum()  # askers drawn by activity, like the owners (bench.recall.owners)
         messages = [r["query"] for r in friends.rows("test")]
