@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +23,7 @@ import gradio as gr
 from app import web_chat, web_memory, web_people
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
-from assistant.errors import ConfigError
+from assistant.errors import ConfidantError, ConfigError
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
 
@@ -63,6 +64,19 @@ def check_binding(settings: Settings, users: Users | None, allow_public: bool) -
           "and change every person's memories.", file=sys.stderr, flush=True)
 
 
+def _warm_up(assistant: Assistant) -> None:
+    """Load and run both models once; a model that cannot load is reported here and again,
+    as a message in the page, by the turn that needs it."""
+    started = time.perf_counter()
+    try:
+        assistant.local.warm_up()
+        assistant.memory.warm_up()
+    except ConfidantError as error:
+        print(f"Could not load the models: {error}", file=sys.stderr, flush=True)
+        return
+    print(f"Models ready in {time.perf_counter() - started:.1f} s", flush=True)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -76,17 +90,17 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
     users = Users.load(users_file) if users_file else None
     check_binding(settings, users, allow_public)
     assistant = Assistant(settings)
-
-    def warm_up():  # load the models while the server starts, so the first reply does not wait
-        assistant.local
-        assistant.memory.warm_up()  # the index and both towers: the first turn must not load them
-        if settings.cloud_configured:
-            from assistant import privacy
-
-            privacy.prepare()
-
-    threading.Thread(target=warm_up, daemon=True).start()
+    print("Loading the models…", flush=True)
+    warming = threading.Thread(target=_warm_up, args=(assistant,), daemon=True)
+    warming.start()
     app = build_app(assistant, users)
+    # The page opens only once a message would be answered at once: a message sent while the
+    # models load would wait for them (2.5 s measured, docs/performance.md §5).
+    warming.join()
+    if settings.cloud_configured:  # only a cloud turn needs the PII detector: load it meanwhile
+        from assistant import privacy
+
+        threading.Thread(target=privacy.prepare, daemon=True).start()
     app.queue(default_concurrency_limit=settings.concurrency)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
           + (f", logins from {users_file}" if users else ""), flush=True)

@@ -123,7 +123,7 @@ def _pattern(word: str) -> str:
 
 def _meaning_matches(memory, profile_id: int, text: str, limit: int) -> list[int]:
     mine = memory.store.memory_ids(profile_id)
-    if not mine:
+    if len(mine) == 0:
         return []
     query = memory.encoders.queries([text])[0]
     return [i for i, _ in memory.index.search(query, limit, among=mine)]

@@ -123,6 +123,15 @@ class LocalModel:
                 )
             history = history[2:]
 
+    def warm_up(self) -> None:
+        """Evaluate one short prompt and sample one token: llama.cpp's first evaluation pays for
+        setting up its buffers, and it should not be a person's first reply that pays."""
+        with self._lock:
+            try:
+                self.llm.create_completion(self.llm.tokenize(b"Hello"), max_tokens=1, temperature=0)
+            except (RuntimeError, ValueError) as error:
+                raise ModelError(f"the local model failed while generating: {error}") from None
+
     def stream(self, prompt: Prompt, seed: int | None = None, stop: list[str] = ()) -> Iterator[str]:
         """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated."""
         s = self.settings

@@ -31,10 +31,15 @@ from assistant.store import Exchange, Store
 from assistant.vectors import VectorStore
 from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
-from profiles.tower import Dialogue, dialogue_text
+from profiles.tower import Dialogue, batch_precision, dialogue_text, native_bf16
 
 RECOUNT_EVERY = 1000  # exchanges added between two exact counts of what is clustered
 CHUNK = 512  # exchanges embedded together: a few hundred MB of token states at most
+
+
+def batch_bf16(settings: Settings) -> bool:
+    """Whether batches run in bf16: as set, or where the CPU has it natively ("auto")."""
+    return settings.batch_precision == "bf16" or (settings.batch_precision == "auto" and native_bf16())
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class Memory:
         self.settings = settings
         self.store = store
         self.vectors = VectorStore(store)
-        self.encoders = encoders or Encoders(settings.embedder_path, settings.data_dir / "encoder")
+        self.encoders = encoders or Encoders(settings.embedder_path, settings.data_dir / "encoder", bf16=batch_bf16(settings))
         self._index: MemoryIndex | None = None
         self._unsaved = 0
         self._sums: dict[int, tuple[str, int, np.ndarray]] = {}  # person -> (encoder, n, sum of dialogue vectors)
@@ -85,10 +90,11 @@ class Memory:
             return self._index
 
     def warm_up(self) -> None:
-        """Open the index and load the towers now (a server's start-up thread), not in the first turn."""
+        """Open the index, load the towers and run each once now (a server's start-up), not in the
+        first turn: a transformer's first forward pass also sets up its kernels."""
         self.index
-        self.encoders.general
-        self.encoders.questioner
+        self.encoders.queries(["warming up"])
+        self.encoders.dialogues([Dialogue("warming up", [], "")])
 
     def _query_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         loaded = self.vectors.load()
@@ -334,7 +340,8 @@ class Memory:
         rows = self._training_rows()
         dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
         encoder = QuestionerEncoder(self.settings.embedder_path, general=self.encoders.general)
-        general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress)
+        with batch_precision(len(dialogues), self.encoders.bf16):  # as the vectors stored later are made
+            general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress)
         return FrozenPass([r["id"] for r in rows], dialogues, general, states, token_ids)
 
     def sync_dialogue_vectors(self, progress: bool = False) -> None:

@@ -108,7 +108,14 @@ def _m004_cloud(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX exchanges_route ON exchanges(profile_id, route)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_memory, _m003_state, _m004_cloud]
+def _m005_recall_index(db: sqlite_utils.Database) -> None:
+    """Recall reads every id a person may draw on, each turn: from this index alone (covering,
+    and in id order, which the FAISS restriction wants), not from each exchange's row."""
+    db.execute("CREATE INDEX exchanges_recall ON exchanges(profile_id, status, id, session_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m001_initial, _m002_memory, _m003_state, _m004_cloud, _m005_recall_index]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -89,13 +89,13 @@ def recall_memories(
     if settings.recall_k == 0:
         return [], "recall is off"
     own = store.memory_ids(person.id, exclude_session=exclude_session)
-    if not own and len(store.profile_ids()) < 2:
+    if len(own) == 0 and len(store.profile_ids()) < 2:
         return [], f"nothing to recall yet for {person.name}"
     query = memory.encoders.queries([text])[0] if query is None else query
     asking = memory.encoders.dialogues([Dialogue(text, context, "")])[0]
     newcomer = settings.borrow_style_examples and len(own) < settings.cold_start_min
     lenders = similar_people(memory, person.id, asking) if newcomer else {}
-    pool = own + [i for lender in lenders for i in store.memory_ids(lender)]
+    pool = np.concatenate([own, *(store.memory_ids(lender) for lender in lenders)])
     hits = dict(memory.index.search(query, settings.recall_candidates, among=pool))
     memories = rank(memory, hits, query, asking, person, lenders, settings, use_clusters)
     return memories, describe(person, memories)

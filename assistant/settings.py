@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     recluster_min: int = Field(40, ge=2, description="Exchanges needed before queries are clustered.")
     recluster_growth: float = Field(0.5, gt=0.0, le=10.0, description="Recluster when memory grew by this fraction.")
     index_save_every: int = Field(50, ge=1, description="Write the FAISS index after this many new exchanges.")
+    batch_precision: Literal["auto", "float32", "bf16"] = Field(
+        "auto", description="Precision of the embedder for batches (imports, training): auto = bf16 where the CPU "
+        "computes it natively (2x faster, vectors at cosine 0.99998), else float32.")
 
     # Limits on input
     max_message_chars: int = Field(8000, ge=1, le=1_000_000, description="Longest accepted message.")

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import sqlite_utils
 
 from assistant.db import connect, transaction
@@ -355,13 +356,15 @@ class Store:
         rows = self.rows(f"SELECT * FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
         return {row["id"]: Exchange(**row) for row in rows}
 
-    def memory_ids(self, profile_id: int, exclude_session: int | None = None) -> list[int]:
-        """A person's complete exchanges outside one conversation: what recall may draw on."""
-        rows = self.rows(
-            "SELECT id FROM exchanges WHERE profile_id = ? AND status = 'complete' AND session_id IS NOT ?",
+    def memory_ids(self, profile_id: int, exclude_session: int | None = None) -> np.ndarray:
+        """A person's complete exchanges outside one conversation, as int64 ids: what recall may
+        draw on. One string from SQLite parsed in C: a Python int per row cost 45 ms at 1M."""
+        ids = self.rows(
+            "SELECT group_concat(id) AS ids FROM exchanges WHERE profile_id = ? AND status = 'complete' "
+            "AND session_id IS NOT ?",
             (profile_id, exclude_session),
-        )
-        return [r["id"] for r in rows]
+        )[0]["ids"]
+        return np.fromstring(ids or "", sep=",", dtype=np.int64)
 
     def session_exchanges(self, session_id: int, last: int | None = None, complete_only: bool = False) -> list[Exchange]:
         """A conversation's exchanges in order; ``last`` keeps only the most recent ones."""

@@ -111,6 +111,7 @@ def run(responder: str, limit: int | None, trained: bool = False, path: Path | N
         embed = stages.get("embed", 0.0)
         return {
             "responder": responder, "exchanges": n, "people": len(batch.people), "trained_encoder": trained,
+            "batch_bf16": memory.encoders.bf16,
             "parse": parsing.describe(), "ingest": clock.describe(),
             "exchanges_per_s": round(rate, 1),
             "exchanges_per_cpu_s": round(n / clock.cpu, 1) if clock.cpu else None,
@@ -132,31 +133,35 @@ def file_order_encode(memory, queries, dialogues, chunk: int = 256):
 
 def encode_ab(responder: str, n: int, rounds: int = 2) -> dict:
     """The embedding step of an import three ways, in rotating order on the same exchanges:
-    ``before`` (file-order chunks) and ``sorted`` (length-sorted chunks: what ``Memory._encode``
-    does), both float32 (bf16 is off: see ``profiles.tower.batch_precision``)."""
-    from profiles.tower import Dialogue
+    ``before`` (file-order chunks, float32), ``sorted`` (length-sorted chunks, float32) and
+    ``sorted_bf16`` (what ``Memory._encode`` does on a CPU with native bf16)."""
+    from profiles.tower import Dialogue, native_bf16
 
     batch = load_batch(responder, n)
     queries = [e.query for e in batch.exchanges]
     dialogues = [Dialogue(e.query, e.context, e.reply) for e in batch.exchanges]
-    variants = {
-        "before": lambda memory: file_order_encode(memory, queries, dialogues),
-        "sorted": lambda memory: memory._encode(queries, dialogues, progress=False),
+    variants = {  # name -> (bf16, embedding step)
+        "before": (False, lambda memory: file_order_encode(memory, queries, dialogues)),
+        "sorted": (False, lambda memory: memory._encode(queries, dialogues, progress=False)),
     }
+    if native_bf16():
+        variants["sorted_bf16"] = (True, variants["sorted"][1])
     with tempfile.TemporaryDirectory(prefix="bench-ingest-ab-") as tmp:
         memory = memory_at(Path(tmp))
         memory.encoders.general
         times, vectors = {name: [] for name in variants}, {}
         for i in range(rounds * len(variants)):
             name = list(variants)[(i + i // len(variants)) % len(variants)]  # rotate who goes first
+            memory.encoders.bf16, step = variants[name]
             with Clock() as clock:
-                vectors[name] = variants[name](memory)
+                vectors[name] = step(memory)
             times[name].append(clock.wall)
-    cosine = {"sorted": round(float(min(np.min(np.sum(a * b, axis=1)) for a, b in zip(vectors["sorted"], vectors["before"]))), 6)}
+    cosine = {name: round(float(min(np.min(np.sum(a * b, axis=1)) for a, b in zip(vectors[name], vectors["before"]))), 6)
+              for name in variants if name != "before"}
     return {"exchanges": len(queries),
             "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
             "exchanges_per_s": {k: round(len(queries) / float(np.median(v)), 1) for k, v in times.items()},
-            "speedup_vs_before": {"sorted": common.ratio(times["before"], times["sorted"])},
+            "speedup_vs_before": {k: common.ratio(times["before"], times[k]) for k in variants if k != "before"},
             "min_cosine_to_before": cosine}
 
 
@@ -167,7 +172,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--trained", action="store_true", help="import with a trained questioner tower")
     parser.add_argument("--file", type=Path, help="an MQD file other than the Friends train file")
     parser.add_argument("--ab", type=int, metavar="N", help="instead: time the embedding of N exchanges as "
-                        "before (file order) and length-sorted, float32, in rotation")
+                        "before (file order), length-sorted, and length-sorted in bf16, in rotation")
     args = parser.parse_args(argv)
     result = encode_ab(args.responder, args.ab) if args.ab else run(args.responder, args.limit, args.trained, args.file)
     versions = common.versions("torch", "sentence-transformers", "faiss-cpu")

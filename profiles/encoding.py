@@ -9,8 +9,8 @@ Contract:
   embedding when a questioner tower is trained, else the general tower over the dialogue text,
   so identification and prototypes work (less well) before the first training.
 - ``version`` names what produced the dialogue vectors; vectors from another version are stale.
-- Batches (an import, a re-encoding) run the transformer on all threads, a turn's single texts
-  on one thread (``profiles.tower.batch_precision``).
+- Batches (an import, a re-encoding) run the transformer on all threads, in bf16 if ``bf16``;
+  a turn's single texts in float32 on one thread (``profiles.tower.batch_precision``).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def dialogue_from(user_text: str, context_json: str | list, reply: str | None) -
 
 
 class Encoders:
-    def __init__(self, embedder_path: Path, encoder_dir: Path):
+    def __init__(self, embedder_path: Path, encoder_dir: Path, bf16: bool = False):
         self.embedder_path = Path(embedder_path)
+        self.bf16 = bf16
         self.encoder_dir = Path(encoder_dir)
         self._questioner: QuestionerEncoder | None = None
         self._loaded_version: str | None = None
@@ -96,7 +97,7 @@ class Encoders:
                 if texts[0] in self._recent:
                     self._recent.move_to_end(texts[0])
                     return self._recent[texts[0]][None].copy()
-        with batch_precision(len(texts)):
+        with batch_precision(len(texts), self.bf16):
             vectors = self.general.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                           show_progress_bar=progress)
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -111,6 +112,6 @@ class Encoders:
         encoder = self.questioner
         if encoder is None:
             return self.queries([dialogue_text(d) for d in dialogues], batch_size, progress)
-        with batch_precision(len(dialogues)):
+        with batch_precision(len(dialogues), self.bf16):
             general, states, _ = encoder.frozen_pass(list(dialogues), batch_size)
         return encoder.combine(general, encoder.embed_states(states))
