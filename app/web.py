@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import web_chat, web_memory, web_people
+from app import native_memory, web_chat, web_memory, web_people
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
 from assistant.errors import ConfidantError, ConfigError
@@ -89,6 +89,7 @@ def _is_loopback(host: str) -> bool:
 def serve(settings: Settings, users_file: Path | None = None, allow_public: bool = False) -> None:
     users = Users.load(users_file) if users_file else None
     check_binding(settings, users, allow_public)
+    native_memory.limit_arenas()  # before any worker thread allocates (docs/performance.md §5)
     assistant = Assistant(settings)
     print("Loading the models…", flush=True)
     warming = threading.Thread(target=_warm_up, args=(assistant,), daemon=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import render
+from app import native_memory, render
 from app.sanitize import model_line, model_text
 from app.web_common import Shell, guarded
 from assistant.errors import ConfidantError, NotFoundError
@@ -101,6 +101,8 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                     yield {chat: shown, conversations: gr.update(choices=conversation_choices(owner), value=session_id)}
         except ConfidantError as error:
             yield failed(error, message, reply, shown, shown_before)
+        finally:
+            native_memory.trim()  # a turn frees what it allocated; give the pages back (docs/performance.md §5)
 
     def send_temporary(message, person, shown_before, earlier, request):
         reply = ""

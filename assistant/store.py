@@ -357,8 +357,9 @@ class Store:
         return {row["id"]: Exchange(**row) for row in rows}
 
     def memory_ids(self, profile_id: int, exclude_session: int | None = None) -> np.ndarray:
-        """A person's complete exchanges outside one conversation, as int64 ids: what recall may
-        draw on. One string from SQLite parsed in C: a Python int per row cost 45 ms at 1M."""
+        """A person's complete exchanges outside one conversation, as sorted int64 ids: what recall
+        may draw on, every turn. Read from the covering index ``exchanges_recall`` as one string
+        parsed in C, not a Python int per row (docs/performance.md §6)."""
         ids = self.rows(
             "SELECT group_concat(id) AS ids FROM exchanges WHERE profile_id = ? AND status = 'complete' "
             "AND session_id IS NOT ?",

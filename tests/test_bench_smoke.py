@@ -75,3 +75,20 @@ def test_startup_bench(tmp_path):
     result = run(startup, ["--turns", "1", "--exchanges", "0", "--sample-every", "1"], tmp_path)
     assert result["ready_s"] > 0 and result["first_reply_s"] >= result["ready_s"]
     assert {"after_100", "end", "slope_mb_per_100_turns"} <= result["rss_mb"].keys()
+
+
+def test_precision_bench(tmp_path):
+    from bench import precision
+
+    result = run(precision, ["--limit", "60"], tmp_path)
+    assert result["setups"].keys() == {"float32", "mixed", "bf16"}
+    assert all(0.0 <= s["balanced_accuracy"] <= 1.0 for s in result["setups"].values())
+    assert 0.99 < result["cosine_bf16_vs_float32"]["general_p50"] <= 1.0001  # the same vectors, rounded
+
+
+def test_native_heap_bench(tmp_path):
+    from bench import native_heap
+
+    for part in ("towers", "chat"):
+        result = run(native_heap, ["--part", part, "--texts", "12", "--trim"], tmp_path)
+        assert result["part"] == part and result["trim"] and [s[0] for s in result["rss_samples"]] == [1, 12]
