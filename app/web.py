@@ -8,6 +8,8 @@ Serving (``serve``): without a users file the app is one household's on one comp
 warning. With a users file (``confidant serve --auth FILE``) Gradio asks for a login, wrong
 passwords lock the login for a while (``app.auth.Gate``), and every handler checks from the
 request which profiles the login may use (``app.auth.Access``), also for direct API calls.
+The page opens only once both models have loaded and run once, so the first message is answered
+as fast as any other; the server keeps its native heap small (``app.native_memory``).
 """
 
 from __future__ import annotations
