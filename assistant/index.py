@@ -61,7 +61,8 @@ class MemoryIndex:
             memory = cls(dim, path, exact_below)
             memory.index = faiss.read_index(str(path))
             memory.trained_on = (memory.index.nlist // 2) ** 2 if memory.approximate else 0  # inverse of _nlist()
-            if memory.index.d == dim and memory.ids() == set(int(i) for i in ids):
+            held = contents(memory.index, vectors=False)[0]
+            if memory.index.d == dim and np.array_equal(np.sort(held), np.sort(np.asarray(ids, dtype=np.int64))):
                 if memory._refit():  # saved by a build with another size policy
                     memory.save()
                 return memory

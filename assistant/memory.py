@@ -31,7 +31,7 @@ from assistant.store import Exchange, Store
 from assistant.vectors import VectorStore
 from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
-from profiles.tower import Dialogue, batch_precision, dialogue_text, native_bf16
+from profiles.tower import Dialogue, dialogue_text, native_bf16
 
 RECOUNT_EVERY = 1000  # exchanges added between two exact counts of what is clustered
 CHUNK = 512  # exchanges embedded together: a few hundred MB of token states at most
@@ -340,8 +340,8 @@ class Memory:
         rows = self._training_rows()
         dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
         encoder = QuestionerEncoder(self.settings.embedder_path, general=self.encoders.general)
-        with batch_precision(len(dialogues), self.encoders.bf16):  # as the vectors stored later are made
-            general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress)
+        # in the precision the vectors stored later are made in
+        general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress, bf16=self.encoders.bf16)
         return FrozenPass([r["id"] for r in rows], dialogues, general, states, token_ids)
 
     def sync_dialogue_vectors(self, progress: bool = False) -> None:

@@ -113,6 +113,18 @@ class Store:
             columns = [c[0] for c in cursor.description]
             return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
+    def rows_in(self, sql: str, ids) -> list[dict]:
+        """``sql`` with ``{ids}`` replaced by one placeholder per id, run with them ([] for none)."""
+        ids = tuple(int(i) for i in ids)
+        return self.rows(sql.format(ids=",".join("?" * len(ids))), ids) if ids else []
+
+    def id_array(self, sql: str, params: tuple = ()) -> np.ndarray:
+        """The ``id`` column ``sql`` selects, as int64 in its order: read as ONE ``group_concat``
+        string parsed in C, not a Python int per row (45 ms for a million-row store's largest
+        person; docs/performance.md §6)."""
+        ids = self.rows(f"SELECT group_concat(id) AS ids FROM ({sql})", params)[0]["ids"]
+        return np.fromstring(ids or "", sep=",", dtype=np.int64)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """One write transaction under the store's lock; disk errors become ``StoreError``.
@@ -194,11 +206,8 @@ class Store:
 
     def profiles_of(self, exchange_ids) -> set[int]:
         """The people who asked these exchanges."""
-        ids = [int(i) for i in exchange_ids]
-        if not ids:
-            return set()
-        rows = self.rows(f"SELECT DISTINCT profile_id FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
-        return {r["profile_id"] for r in rows}
+        return {r["profile_id"] for r in self.rows_in("SELECT DISTINCT profile_id FROM exchanges WHERE id IN ({ids})",
+                                                      exchange_ids)}
 
     def scrub(self) -> None:
         """Rewrite the database file so that deleted rows leave no readable trace in it.
@@ -350,22 +359,15 @@ class Store:
         return Exchange(**rows[0])
 
     def exchanges(self, ids) -> dict[int, Exchange]:
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        rows = self.rows(f"SELECT * FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
-        return {row["id"]: Exchange(**row) for row in rows}
+        return {row["id"]: Exchange(**row) for row in self.rows_in("SELECT * FROM exchanges WHERE id IN ({ids})", ids)}
 
     def memory_ids(self, profile_id: int, exclude_session: int | None = None) -> np.ndarray:
-        """A person's complete exchanges outside one conversation, as sorted int64 ids: what recall
-        may draw on, every turn. Read from the covering index ``exchanges_recall`` as one string
-        parsed in C, not a Python int per row (docs/performance.md §6)."""
-        ids = self.rows(
-            "SELECT group_concat(id) AS ids FROM exchanges WHERE profile_id = ? AND status = 'complete' "
-            "AND session_id IS NOT ?",
+        """A person's complete exchanges outside one conversation, as int64 ids in id order (the
+        covering index ``exchanges_recall``'s): what recall may draw on, every turn."""
+        return self.id_array(
+            "SELECT id FROM exchanges WHERE profile_id = ? AND status = 'complete' AND session_id IS NOT ?",
             (profile_id, exclude_session),
-        )[0]["ids"]
-        return np.fromstring(ids or "", sep=",", dtype=np.int64)
+        )
 
     def session_exchanges(self, session_id: int, last: int | None = None, complete_only: bool = False) -> list[Exchange]:
         """A conversation's exchanges in order; ``last`` keeps only the most recent ones."""

@@ -71,13 +71,10 @@ class VectorStore:
 
     def get(self, ids) -> dict[int, tuple[np.ndarray, np.ndarray | None, int]]:
         """id -> (query vector, dialogue vector, cluster or -1) for these exchanges."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        rows = self.store.rows(
-            f"""SELECT e.id, COALESCE(e.cluster, -1) AS cluster, v.query, v.dialogue FROM exchanges e
-                JOIN vectors v ON v.exchange_id = e.id WHERE e.id IN ({','.join('?' * len(ids))})""",
-            tuple(ids),
+        rows = self.store.rows_in(
+            """SELECT e.id, COALESCE(e.cluster, -1) AS cluster, v.query, v.dialogue FROM exchanges e
+               JOIN vectors v ON v.exchange_id = e.id WHERE e.id IN ({ids})""",
+            ids,
         )
         return {
             r["id"]: (
@@ -90,10 +87,9 @@ class VectorStore:
 
     def ids(self) -> np.ndarray:
         """Ids of every complete exchange with vectors (what the index must hold), in id order."""
-        rows = self.store.rows(
+        return self.store.id_array(
             "SELECT e.id FROM exchanges e JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete' ORDER BY e.id"
         )
-        return np.array([r["id"] for r in rows], dtype=np.int64)
 
     def query_dim(self) -> int | None:
         """Dimensions of the stored query vectors (None while there are none)."""
@@ -102,11 +98,8 @@ class VectorStore:
 
     def owners(self, ids) -> dict[int, int]:
         """exchange id -> the profile id of the person who asked it."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        rows = self.store.rows(f"SELECT id, profile_id FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
-        return {r["id"]: r["profile_id"] for r in rows}
+        return {r["id"]: r["profile_id"] for r in self.store.rows_in(
+            "SELECT id, profile_id FROM exchanges WHERE id IN ({ids})", ids)}
 
     def counts(self) -> tuple[int, int]:
         """(complete exchanges with vectors, how many of them are clustered)."""
@@ -159,11 +152,8 @@ class VectorStore:
 
     def prototype_counts(self, profile_ids) -> dict[int, int]:
         """profile id -> how many dialogue vectors its stored prototype averages."""
-        ids = [int(i) for i in profile_ids]
-        if not ids:
-            return {}
-        rows = self.store.rows(f"SELECT profile_id, n FROM prototypes WHERE profile_id IN ({','.join('?' * len(ids))})", tuple(ids))
-        return {r["profile_id"]: r["n"] for r in rows}
+        return {r["profile_id"]: r["n"] for r in self.store.rows_in(
+            "SELECT profile_id, n FROM prototypes WHERE profile_id IN ({ids})", profile_ids)}
 
     def prototypes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(profile ids, normalised prototype matrix, dialogue counts)."""

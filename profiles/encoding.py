@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -52,8 +52,7 @@ class Encoders:
         self._loaded_version: str | None = None
         self._meta: dict | None = None
         self._meta_stamp: int | None = None
-        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # the last messages' vectors (general tower)
-        self._recent_lock = threading.Lock()
+        self._single = lru_cache(maxsize=RECENT)(self._encode_single)  # the last messages' vectors
 
     @property
     def general(self):
@@ -93,25 +92,20 @@ class Encoders:
     def queries(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = list(texts)
         if len(texts) == 1:  # one turn embeds its message up to three times: once is enough
-            with self._recent_lock:
-                if texts[0] in self._recent:
-                    self._recent.move_to_end(texts[0])
-                    return self._recent[texts[0]][None].copy()
+            return self._single(texts[0])[None].copy()
+        return self._encode_general(texts, batch_size, progress)
+
+    def _encode_single(self, text: str) -> np.ndarray:
+        return self._encode_general([text])[0]
+
+    def _encode_general(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         with batch_precision(len(texts), self.bf16):
             vectors = self.general.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                           show_progress_bar=progress)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if len(texts) == 1:
-            with self._recent_lock:
-                self._recent[texts[0]] = vectors[0].copy()
-                while len(self._recent) > RECENT:
-                    self._recent.popitem(last=False)
-        return vectors
+        return np.asarray(vectors, dtype=np.float32)
 
     def dialogues(self, dialogues: Sequence[Dialogue], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         encoder = self.questioner
         if encoder is None:
             return self.queries([dialogue_text(d) for d in dialogues], batch_size, progress)
-        with batch_precision(len(dialogues), self.bf16):
-            general, states, _ = encoder.frozen_pass(list(dialogues), batch_size)
-        return encoder.combine(general, encoder.embed_states(states))
+        return encoder.encode_dual(list(dialogues), batch_size, bf16=self.bf16)

@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -68,6 +69,7 @@ def segment_ids(input_ids: np.ndarray, sep_id: int) -> np.ndarray:
 BATCH_FROM = 32  # texts in one call from which the transformer runs on all threads
 
 
+@lru_cache(maxsize=1)
 def native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX): elsewhere bf16 is slower."""
     try:
@@ -176,9 +178,15 @@ class QuestionerEncoder(nn.Module):
         self.meta = dict(meta or {})
 
     @torch.inference_mode()
-    def frozen_pass(self, items: Sequence[Dialogue | str], batch_size: int = 64, progress: bool = False):
+    def frozen_pass(self, items: Sequence[Dialogue | str], batch_size: int = 64, progress: bool = False,
+                    bf16: bool = False):
         """One pass of the frozen transformer: (general embeddings, token states at
-        ``tap_layer`` as float16 tensors, token ids), both towers' inputs at once."""
+        ``tap_layer`` as float16 tensors, token ids), both towers' inputs at once; run as
+        ``batch_precision(len(items), bf16)`` says (the head after it stays float32)."""
+        with batch_precision(len(items), bf16):
+            return self._frozen_pass(items, batch_size, progress)
+
+    def _frozen_pass(self, items, batch_size: int, progress: bool):
         from tqdm.auto import tqdm
 
         texts = _texts(items)
@@ -219,8 +227,8 @@ class QuestionerEncoder(nn.Module):
         w = self.dual_weight if weight is None else float(weight)
         return _normalise(np.hstack([np.sqrt(1 - w) * questioner, np.sqrt(w) * general]))
 
-    def encode_both(self, items, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        general, states, _ = self.frozen_pass(items, batch_size)
+    def encode_both(self, items, batch_size: int = 64, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        general, states, _ = self.frozen_pass(items, batch_size, bf16=bf16)
         return general, self.embed_states(states)
 
     def encode_general(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
@@ -229,8 +237,8 @@ class QuestionerEncoder(nn.Module):
     def encode_questioner(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
         return self.encode_both(items, batch_size)[1]
 
-    def encode_dual(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
-        return self.combine(*self.encode_both(items, batch_size))
+    def encode_dual(self, items: Sequence[Dialogue | str], batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+        return self.combine(*self.encode_both(items, batch_size, bf16))
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
