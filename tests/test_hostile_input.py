@@ -6,6 +6,7 @@ the CLI through a subprocess so its exit code and stderr are what a user sees.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -151,13 +152,26 @@ def test_the_cli_says_the_model_is_corrupt_in_one_line_and_keeps_the_message(tmp
     assert [(text, status) for _, _, text, status, _ in after[len(before):]] == [("hello", "failed")]  # nor typed
 
 
+def on_a_small_disk(test):
+    """Run ``test`` where it may mount a small disk: as it is for root, and otherwise again in a
+    user and mount namespace of its own (``unshare -Urm``: root there, nobody's disks touched)."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        if os.geteuid() == 0:
+            return test(*args, **kwargs)
+        if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode:
+            pytest.skip("a small tmpfs needs root or unprivileged user namespaces (unshare -Urm)")
+        done = subprocess.run(["unshare", "-Urm", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               f"{__file__}::{test.__name__}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-4000:]
+    return run
+
+
 @contextmanager
 def small_disk(path: Path, size: str = "2m"):
-    """A tmpfs of ``size`` mounted at ``path`` (root only: a real full or read-only disk)."""
+    """A tmpfs of ``size`` mounted at ``path``: a real full or read-only disk (``on_a_small_disk``)."""
     path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                                           capture_output=True).returncode:
-        pytest.skip("mounting a small tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True, capture_output=True)
     try:
         yield path
     finally:
@@ -177,6 +191,7 @@ def remount(path: Path, mode: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True, capture_output=True)
 
 
+@on_a_small_disk
 def test_a_read_only_data_directory_is_one_clear_line_and_loses_nothing(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
         before = remember_the_milk(disk)
@@ -190,6 +205,7 @@ def test_a_read_only_data_directory_is_one_clear_line_and_loses_nothing(tmp_path
         assert rows(disk) == before
 
 
+@on_a_small_disk
 def test_a_full_data_directory_is_one_clear_line_and_loses_nothing(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
         before = remember_the_milk(disk)
@@ -202,6 +218,7 @@ def test_a_full_data_directory_is_one_clear_line_and_loses_nothing(tmp_path):
         assert rows(disk) == before
 
 
+@on_a_small_disk
 def test_a_disk_that_fills_up_mid_chat_is_one_clear_line_and_loses_nothing(tmp_path):
     from tests.crash_harness import Chat, child_env
 
@@ -224,6 +241,7 @@ def test_a_disk_that_fills_up_mid_chat_is_one_clear_line_and_loses_nothing(tmp_p
         assert rows(disk) == before
 
 
+@on_a_small_disk
 def test_an_index_write_on_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path):
     from assistant.files import written_atomically
 
