@@ -43,13 +43,14 @@ class LocalModel:
     _shared_lock = threading.Lock()
 
     def __init__(self, settings: Settings):
-        from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from assistant.llama_runtime import create_llama
 
         self.settings = settings
         self.path = Path(settings.model_path)
         try:
-            self.llm = Llama(
+            self.llm = create_llama(
                 model_path=str(self.path),
                 n_ctx=settings.n_ctx,
                 n_threads=settings.n_threads,

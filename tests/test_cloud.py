@@ -30,7 +30,7 @@ def no_openai_env(monkeypatch):
 @pytest.fixture(scope="module")
 def llama_server():
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
+    command = [sys.executable, "-m", "assistant.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", KEY, "--verbose", "False"]
     url = f"http://127.0.0.1:{port}/v1"
     with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):

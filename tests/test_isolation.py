@@ -195,7 +195,7 @@ def cloud_server():
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()), "--model_alias",
+    command = [sys.executable, "-m", "assistant.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias",
                "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
                "--api_key", KEY, "--verbose", "False"]
     with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):
