@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.dates import AutoDateLocator, DateFormatter  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from assistant.store import Store  # noqa: E402
+from assistant.store.store import Store  # noqa: E402
 
 MAP_POINTS = 4000  # a sample keeps the map fast and readable on big memories
 COLOURS = plt.get_cmap("tab10")

@@ -120,7 +120,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def open_store(args: argparse.Namespace):
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = settings_from(args)
     return Store(settings.database_path, settings.max_name_chars)
@@ -139,7 +139,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     assistant = Assistant(settings_from(args))
     detect = args.speaker.strip().lower() == AUTO
-    speaker = AUTO if detect else assistant.store.get_or_add_profile(args.speaker).id
+    speaker = AUTO if detect else assistant.store.store.get_or_add_profile(args.speaker).id
     interactive = sys.stdin.isatty()
     chat = TerminalChat(assistant, interactive, args.cloud)
     while True:
@@ -203,7 +203,7 @@ def status_line(exchange) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from assistant.importers import chatgpt, mqd, transcript, whatsapp
+    from assistant.people.importers import chatgpt, mqd, transcript, whatsapp
 
     parsers = {"whatsapp": whatsapp.parse, "chatgpt": chatgpt.parse, "transcript": transcript.parse, "mqd": mqd.parse}
     name = args.me or (args.responder if args.format == "mqd" else None)
@@ -212,7 +212,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     path = check_file_size(args.file, settings.max_import_bytes)
     batch = parsers[args.format](path, name)  # a bad file stops here, before the store is touched
-    from assistant.memory import Memory  # heavy (the embedder): only once the file is known to be good
+    from assistant.memory.memory import Memory  # heavy (the embedder): only once the file is known to be good
 
     store = open_store(args)
     for line, problem in batch.problems[:20]:
@@ -225,7 +225,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from assistant.memory import Memory
+    from assistant.memory.memory import Memory
 
     settings = settings_from(args)
     outcome = Memory(settings, open_store(args)).train(seed=args.seed, progress=True)
@@ -285,7 +285,7 @@ def cmd_profiles_delete(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
-    from assistant.memory import Memory
+    from assistant.memory.memory import Memory
 
     Memory(settings_from(args), store).delete_profile(profile.name)
     print(f"deleted {profile.name}")

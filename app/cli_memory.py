@@ -2,8 +2,8 @@
 ``profiles merge``, ``memory forget`` and ``archive export|import`` (the whole assistant).
 
 Kept apart from ``app.cli`` (which owns the parser); ``add_commands()`` registers these on the
-main parser and on its ``profiles`` action group. The work is done in ``assistant.portable``,
-``assistant.curation``, ``assistant.archive`` and ``assistant.forgetting``; each command prints one summary line.
+main parser and on its ``profiles`` action group. The work is done in ``assistant.people.portable``,
+``assistant.people.curation``, ``assistant.people.archive`` and ``assistant.people.forgetting``; each command prints one summary line.
 """
 
 from __future__ import annotations
@@ -62,19 +62,19 @@ def day(text: str) -> date:
 
 
 def _open(args: argparse.Namespace, with_memory: bool):
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = load_settings(data_dir=args.data_dir)
     store = Store(settings.database_path, settings.max_name_chars)
     if not with_memory:
         return store
-    from assistant.memory import Memory  # heavy (the embedder): only for the commands that encode
+    from assistant.memory.memory import Memory  # heavy (the embedder): only for the commands that encode
 
     return Memory(settings, store)
 
 
 def cmd_profiles_export(args: argparse.Namespace) -> int:
-    from assistant.portable import write_export
+    from assistant.people.portable import write_export
 
     data = write_export(_open(args, with_memory=False), args.name, args.out)
     count = sum(len(c["exchanges"]) for c in data["conversations"])
@@ -83,7 +83,7 @@ def cmd_profiles_export(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles_import(args: argparse.Namespace) -> int:
-    from assistant.portable import import_profile, load_export
+    from assistant.people.portable import import_profile, load_export
 
     check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
     load_export(args.file)  # a bad file stops here, before the embedder is loaded or the store touched
@@ -93,7 +93,7 @@ def cmd_profiles_import(args: argparse.Namespace) -> int:
 
 
 def cmd_memory_forget(args: argparse.Namespace) -> int:
-    from assistant.forgetting import forget, matching
+    from assistant.people.forgetting import forget, matching
 
     memory = _open(args, with_memory=True)
     profile = memory.store.profile(args.name)
@@ -119,7 +119,7 @@ def confirmed(args: argparse.Namespace, question: str, verb: str) -> bool:
 
 
 def cmd_profiles_merge(args: argparse.Namespace) -> int:
-    from assistant.curation import merge
+    from assistant.people.curation import merge
 
     memory = _open(args, with_memory=True)
     source, target = memory.store.profile(args.source), memory.store.profile(args.target)
@@ -133,7 +133,7 @@ def cmd_profiles_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_archive_export(args: argparse.Namespace) -> int:
-    from assistant.archive import describe, write_archive
+    from assistant.people.archive import describe, write_archive
 
     settings = load_settings(data_dir=args.data_dir)
     write_archive(_open(args, with_memory=False), settings.data_dir / "encoder", args.out)
@@ -142,7 +142,7 @@ def cmd_archive_export(args: argparse.Namespace) -> int:
 
 
 def cmd_archive_import(args: argparse.Namespace) -> int:
-    from assistant.archive import import_archive, read_archive
+    from assistant.people.archive import import_archive, read_archive
 
     check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
     read_archive(args.file)  # a bad archive stops here, before the embedder is loaded or the store touched

@@ -11,7 +11,7 @@ import gradio as gr
 
 from app.web_common import Shell, guarded
 from app.web_people import when
-from assistant import curation, forgetting
+from assistant.people import curation, forgetting
 from assistant.errors import InputError
 
 HEADERS = ["#", "When", "Route", "Cluster", "Question", "Reply", "Matched by"]

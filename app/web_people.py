@@ -13,7 +13,7 @@ import gradio as gr
 from app import charts, render
 from app.sanitize import model_line
 from app.web_common import Shell, guarded
-from assistant import archive, curation, portable
+from assistant.people import archive, curation, portable
 from assistant.errors import InputError, NotFoundError
 
 HEADERS = ["Person", "Exchanges", "Conversations", "First seen", "Last seen", "Cloud share", "Top topics"]

@@ -26,11 +26,11 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.errors import ConfidantError
-from assistant.index import MemoryIndex, check_file
-from assistant.migrations import MIGRATIONS
+from assistant.memory.index import MemoryIndex, check_file
+from assistant.store.migrations import MIGRATIONS
 from assistant.settings import Settings
-from assistant.store import Store
-from assistant.vectors import VectorStore
+from assistant.store.store import Store
+from assistant.store.vectors import VectorStore
 
 STUCK_ERROR = "interrupted (found by doctor)"
 INDEX_FILE = "memory.faiss"
@@ -240,7 +240,7 @@ class _Checkup:
         return self.store
 
     def _memory(self):
-        from assistant.memory import Memory
+        from assistant.memory.memory import Memory
 
         if self.memory is None:
             self.memory = Memory(self.settings, self._store())

@@ -19,15 +19,15 @@ from typing import Collection, Iterator
 
 from assistant import prompts
 from assistant.errors import CloudError, PrivacyError
-from assistant.escalation import Escalation, fallback_note
+from assistant.models.escalation import Escalation, fallback_note
 from assistant.inputs import clean_message
-from assistant.local import LocalModel
-from assistant.memory import Memory
-from assistant.recall import Recalled, Recollection, recall
-from assistant.route_log import RouteLog
-from assistant.router import Route, Router
+from assistant.models.local import LocalModel
+from assistant.memory.memory import Memory
+from assistant.memory.recall import Recalled, Recollection, recall
+from assistant.store.turn_log import RouteLog
+from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
-from assistant.store import Exchange, GenerationStats, Profile, Session, Store
+from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
 from profiles.identify import AUTO, Identification, detect, identify
 
 

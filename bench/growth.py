@@ -72,10 +72,10 @@ def timed(call) -> float:
 
 
 def configuration(n: int, people: int, turns: int, real_limit: int | None = None, seed: int = 0) -> dict:
-    from assistant.memory import Memory
-    from assistant.recall import recall_memories
+    from assistant.memory.memory import Memory
+    from assistant.memory.recall import recall_memories
     from assistant.settings import load_settings
-    from assistant.store import GenerationStats, Store
+    from assistant.store.store import GenerationStats, Store
     from profiles.identify import detect
 
     rng = np.random.default_rng(seed)

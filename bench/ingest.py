@@ -31,16 +31,16 @@ RESPONDER = "rachel_green"
 
 
 def memory_at(data_dir: Path):
-    from assistant.memory import Memory
+    from assistant.memory.memory import Memory
     from assistant.settings import load_settings
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = load_settings(data_dir=data_dir)
     return Memory(settings, Store(settings.database_path))
 
 
 def load_batch(responder: str, limit: int | None, path: Path | None = None):
-    from assistant.importers import ImportBatch, mqd
+    from assistant.people.importers import ImportBatch, mqd
 
     batch = mqd.parse(path or common.friends_dir() / "train.jsonl.gz", responder)
     if limit is None:
@@ -56,7 +56,7 @@ def load_batch(responder: str, limit: int | None, path: Path | None = None):
 
 
 def instrument(memory) -> Steps:
-    import assistant.memory as memory_module
+    import assistant.memory.memory as memory_module
 
     steps = Steps()
     steps.wrap(memory, "_encode", "embed")

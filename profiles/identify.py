@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.store import Profile, Store
+from assistant.store.store import Profile, Store
 from profiles.tower import Dialogue
 
 AUTO = "auto"

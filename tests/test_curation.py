@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from app import charts
-from assistant import archive, curation
+from assistant.people import archive, curation
 from assistant.errors import InputError, NotFoundError
-from assistant.recall import recall_memories
+from assistant.memory.recall import recall_memories
 from tests.test_portable import counts, memory_at, say
 
 

@@ -14,10 +14,10 @@ import pytest
 
 from app.cli import main
 from assistant.doctor import STUCK_ERROR, diagnose
-from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
-from assistant.memory import Memory
+from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
+from assistant.memory.memory import Memory
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 from profiles.tower import QuestionerEncoder
 
 CHECKS = ["leftover files", "encoder", "database integrity", "foreign keys", "schema version", "pending exchanges",

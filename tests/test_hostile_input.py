@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import InputError, ModelError, StoreError
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.pipeline import Assistant, Finished
 from assistant.settings import bundled_model_path, load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 
 
 @pytest.mark.parametrize("message, expected", [

@@ -28,8 +28,8 @@ import pytest
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 from assistant.errors import ModelError
-from assistant.importers import transcript
-from assistant.local import LocalModel
+from assistant.people.importers import transcript
+from assistant.models.local import LocalModel
 from assistant.pipeline import Assistant, Finished
 from assistant.settings import bundled_model_path, load_settings
 from tests.faults import FaultServer
@@ -60,23 +60,23 @@ def household(data_dir, chat_turn: str, imported: str, local, server) -> Assista
                              cloud_base_url=server.url, cloud_model="fault", cloud_api_key="k",
                              cloud_first_token_timeout=5, cloud_total_timeout=10)
     assistant = Assistant(settings, local=local)
-    dana = assistant.store.add_profile("Dana")
+    dana = assistant.store.store.add_profile("Dana")
     list(assistant.turn(chat_turn, dana.id, mode="off"))  # a stored exchange of its own
     (data_dir / "chat.txt").write_text(imported)
-    assistant.memory.ingest(transcript.parse(data_dir / "chat.txt", "Confidant"), progress=False)
+    assistant.memory.memory.ingest(transcript.parse(data_dir / "chat.txt", "Confidant"), progress=False)
     return assistant
 
 
 def snapshot(assistant) -> dict:
     """Everything a planted instruction could try to change."""
-    rows = assistant.store.rows
+    rows = assistant.store.store.rows
     return {"exchanges": rows("SELECT id, profile_id, session_id, user_text, reply, status FROM exchanges ORDER BY id"),
             "profiles": rows("SELECT id, name, cloud_allowed FROM profiles ORDER BY id"),
             "vectors": rows("SELECT COUNT(*) AS n FROM vectors")[0]["n"], "mode": assistant.settings.cloud_mode}
 
 
 def play(assistant, prompts_seen) -> list[dict]:
-    dana = assistant.store.profile("Dana")
+    dana = assistant.store.store.profile("Dana")
     outcomes = []
     for message in TURNS:
         before = len(prompts_seen)

@@ -1,7 +1,7 @@
 """Isolation (issue 6, point 3): one person's memories are never another's.
 
 - Property (hypothesis): over random stores of several people and random queries, recall
-  (``assistant.recall``, real SQLite, real FAISS) returns only complete exchanges; anything
+  (``assistant.memory.recall``, real SQLite, real FAISS) returns only complete exchanges; anything
   not of the asking person is a cold-start style example marked ``borrowed_from`` with its
   real owner's name, and is never put in the prompt as the person's own past turns. At least
   10,000 generated queries. The embedder is a hashed bag of words: different texts get
@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from assistant import prompts
-from assistant.local import LocalModel
-from assistant.memory import Memory
-from assistant.recall import recall
+from assistant.models.local import LocalModel
+from assistant.memory.memory import Memory
+from assistant.memory.recall import recall
 from assistant.settings import bundled_model_path, load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 from profiles.tower import dialogue_text
 from tests.test_cloud import no_openai_env  # noqa: F401  (autouse: the developer's OPENAI_* stay out)
 
@@ -195,7 +195,7 @@ def cloud_server():
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "assistant.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias",
+    command = [sys.executable, "-m", "assistant.models.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias",
                "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
                "--api_key", KEY, "--verbose", "False"]
     with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):
@@ -214,7 +214,7 @@ def quick_local(tmp_path_factory):
 def household(tmp_path, cloud_server, quick_local, monkeypatch):
     """Alice (with the canaries) and Bob, imported through the real importer and memory; the
     cloud is the real llama.cpp server behind a proxy that records every request."""
-    from assistant.importers import transcript
+    from assistant.people.importers import transcript
     from assistant.pipeline import Assistant
     from tests.faults import FaultServer
     from tests.test_cloud import KEY
@@ -226,7 +226,7 @@ def household(tmp_path, cloud_server, quick_local, monkeypatch):
     local = quick_local
     assistant = Assistant(settings, local=local)
     (tmp_path / "chat.txt").write_text(TRANSCRIPT)
-    assistant.memory.ingest(transcript.parse(tmp_path / "chat.txt", "Confidant"), progress=False)
+    assistant.memory.memory.ingest(transcript.parse(tmp_path / "chat.txt", "Confidant"), progress=False)
     seen: list[str] = []
     fit = local.fit
 
@@ -252,7 +252,7 @@ def turn_texts(assistant, proxy, seen, person, mode) -> list[str]:
     finished = list(assistant.turn(ASK_SECRET, person.id, mode=mode))[-1]
     assert isinstance(finished, Finished)
     exchange = finished.exchange
-    recalled = [assistant.store.exchange(m["id"]) for m in json.loads(exchange.recalled)["memories"]]
+    recalled = [assistant.store.store.exchange(m["id"]) for m in json.loads(exchange.recalled)["memories"]]
     texts = seen[prompts_before:] + [exchange.reply, exchange.cloud_payload]
     texts += [json.dumps(r["body"]) for r in proxy.completions[sent_before:]]
     return texts + [f"{e.user_text} {e.reply}" for e in recalled]  # the "memories used" note
@@ -260,7 +260,7 @@ def turn_texts(assistant, proxy, seen, person, mode) -> list[str]:
 
 def test_a_canary_in_one_persons_memories_never_reaches_another_persons_turn(household):
     assistant, proxy, seen = household
-    bob, alice = assistant.store.profile("Bob"), assistant.store.profile("Alice")
+    bob, alice = assistant.store.store.profile("Bob"), assistant.store.store.profile("Alice")
     for mode in ("off", "auto", "always"):
         assert leaks(turn_texts(assistant, proxy, seen, bob, mode)) == [], mode
     assert len(proxy.completions) >= 1  # "always" did reach the (real) cloud
@@ -270,5 +270,5 @@ def test_a_canary_in_one_persons_memories_never_reaches_another_persons_turn(hou
 
 def test_a_canary_never_reaches_a_newcomers_turn(household):
     assistant, proxy, seen = household
-    carol = assistant.store.add_profile("Carol")
+    carol = assistant.store.store.add_profile("Carol")
     assert leaks(turn_texts(assistant, proxy, seen, carol, "off")) == []

@@ -11,12 +11,12 @@ import pytest
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import balanced_accuracy
-from assistant.importers import mqd
-from assistant.memory import Memory
+from assistant.people.importers import mqd
+from assistant.memory.memory import Memory
 from assistant.pipeline import Assistant, Chunk, Finished, Started, Unsure
-from assistant.recall import recall_memories
+from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 from profiles.clusters import cluster_queries
 from profiles.identify import AUTO, correct, detect
 from profiles.tower import Dialogue
@@ -183,7 +183,7 @@ def test_detection_names_people_from_how_they_write(tmp_path):
     the CPU has it) and probed as in a turn (one text, float32). Friends queriers are too alike to
     show it on a test-sized slice (their held-out queries are named at chance, 22/100 with five
     people); the measured accuracy on the full data is ``bench.speaker_id``'s."""
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
 
     memory = memory_at(tmp_path)
     memory.ingest(ImportBatch("test", [
@@ -265,7 +265,7 @@ def test_a_failed_import_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 
 def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
 
     memory = memory_at(tmp_path)
     secret, kept = "my locker code is 4417-zebra", "the weather is lovely today"
@@ -282,7 +282,7 @@ def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
 
 
 def test_the_index_turns_approximate_above_its_threshold_and_searches_only_the_askers_ids(tmp_path):
-    from assistant.index import MemoryIndex, check_file
+    from assistant.memory.index import MemoryIndex, check_file
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3000, 32)).astype(np.float32)
@@ -311,8 +311,8 @@ def test_the_index_turns_approximate_above_its_threshold_and_searches_only_the_a
 
 
 def test_prototypes_grown_turn_by_turn_equal_the_ones_read_in_full(tmp_path):
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
-    from assistant.store import GenerationStats
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.store.store import GenerationStats
 
     memory = memory_at(tmp_path)
     memory.ingest(ImportBatch("test", [

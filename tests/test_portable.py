@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from assistant.errors import InputError, StoreError
-from assistant.forgetting import forget
-from assistant.memory import Memory
-from assistant.portable import FORMAT, export_profile, import_profile, write_export
-from assistant.recall import recall_memories
+from assistant.people.forgetting import forget
+from assistant.memory.memory import Memory
+from assistant.people.portable import FORMAT, export_profile, import_profile, write_export
+from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 
 ROOT = Path(__file__).parent.parent
 STATS = GenerationStats("local", "test-model", 12.0, 8, 40.0)

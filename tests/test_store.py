@@ -3,8 +3,8 @@ import sqlite3
 import pytest
 
 from assistant.errors import InputError, NotFoundError, StoreError
-from assistant.migrations import MIGRATIONS
-from assistant.store import GenerationStats, Store
+from assistant.store.migrations import MIGRATIONS
+from assistant.store.store import GenerationStats, Store
 
 STATS = GenerationStats(route="local", model="test-model", ttft_ms=12.5, tokens=3, tokens_per_s=40.0)
 

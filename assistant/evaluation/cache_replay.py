@@ -15,13 +15,13 @@ import random
 import tempfile
 from pathlib import Path
 
-from assistant.difficulty import DifficultyModel
+from assistant.routing.difficulty import DifficultyModel
 from assistant.evaluation.questions import Question
-from assistant.memory import Memory
-from assistant.route_log import RouteLog
-from assistant.router import Router
+from assistant.memory.memory import Memory
+from assistant.store.turn_log import RouteLog
+from assistant.routing.router import Router
 from assistant.settings import Settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 
 TEMPLATES = ["Quick question: {q}", "{q} Thanks!", "Could you help me with this? {q}", "hey, {lower}"]
 

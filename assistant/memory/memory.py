@@ -5,7 +5,7 @@ Contract:
   progress bar), then exchanges and vectors are written in ONE transaction, so a failure
   leaves nothing half-written; clusters, index and prototypes follow.
 - ``add_written(dialogues, write)`` does the same for a caller that writes its own rows (the
-  profile import of ``assistant.portable``).
+  profile import of ``assistant.people.portable``).
 - ``remember(exchange)`` adds one finished chat exchange the same way; ``fill_missing()`` adds
   complete exchanges that have no vectors yet (when the index is opened at start-up, after a
   crash between reply and vectors; and ``confidant doctor --repair``).
@@ -24,11 +24,11 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from assistant.importers import ImportBatch, store_batch
-from assistant.index import MemoryIndex
+from assistant.people.importers import ImportBatch, store_batch
+from assistant.memory.index import MemoryIndex
 from assistant.settings import Settings
-from assistant.store import Exchange, Store
-from assistant.vectors import VectorStore
+from assistant.store.store import Exchange, Store
+from assistant.store.vectors import VectorStore
 from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
 from profiles.tower import Dialogue, dialogue_text, native_bf16

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.memory import Memory
+from assistant.memory.memory import Memory
 from assistant.settings import Settings
-from assistant.store import Exchange, Profile, Store
+from assistant.store.store import Exchange, Profile, Store
 from profiles.tower import Dialogue
 
 BORROW_FROM = 2  # people whose exchanges a newcomer may borrow as style examples

@@ -8,7 +8,7 @@ Contract:
 - No reply outlives its bounds: the first text must come within ``cloud_first_token_timeout``
   and the whole reply, retries included, within ``cloud_total_timeout``, however the server
   trickles its bytes. A reply that ends without a finish reason counts as cut off.
-- ``messages`` are sent as given: redact them first (``assistant.privacy``).
+- ``messages`` are sent as given: redact them first (``assistant.models.privacy``).
 - ``check(settings)`` reports what the endpoint does (for ``confidant cloud test``) and does
   not raise for ordinary failures.
 """
@@ -22,8 +22,8 @@ import httpx2
 import openai
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from assistant.breaker import CircuitBreaker, shared_breaker
-from assistant.cloud_reply import CancellableTransport, Reply, Transient, status_message
+from assistant.models.breaker import CircuitBreaker, shared_breaker
+from assistant.models.cloud_reply import CancellableTransport, Reply, Transient, status_message
 from assistant.errors import CloudError
 from assistant.settings import Settings
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Iterator
 
-from assistant import privacy
-from assistant.cloud import CloudModel
+from assistant.models import privacy
+from assistant.models.cloud import CloudModel
 from assistant.errors import CloudError, CloudUnavailable, PrivacyError
-from assistant.route_log import RouteLog
+from assistant.store.turn_log import RouteLog
 from assistant.settings import Settings
-from assistant.store import Exchange, Store
+from assistant.store.store import Exchange, Store
 
 
 class Escalation:

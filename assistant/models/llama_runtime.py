@@ -4,7 +4,7 @@ Contract:
 - ``create_llama(**kwargs)`` is the only place in the project that constructs a ``llama_cpp.Llama``
   (a test walks the sources to keep it so); the app, the CLI, the benchmarks and the evaluations
   all get their model through it.
-- ``python -m assistant.llama_runtime serve ARGS…`` runs llama-cpp-python's OpenAI-compatible
+- ``python -m assistant.models.llama_runtime serve ARGS…`` runs llama-cpp-python's OpenAI-compatible
   server (``python -m llama_cpp.server ARGS…``) with the same fix; the tests' "cloud" runs this way.
 - ``extra_buffer_types_allowed()`` is the one decision: llama.cpp's *extra buffer types* (weights
   repacked into CPU-specific layouts) stay on, as llama.cpp ships them, except where this build has
@@ -74,5 +74,5 @@ def serve(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["serve"]:
-        sys.exit("usage: python -m assistant.llama_runtime serve [llama_cpp.server arguments]")
+        sys.exit("usage: python -m assistant.models.llama_runtime serve [llama_cpp.server arguments]")
     serve(sys.argv[2:])

@@ -45,7 +45,7 @@ class LocalModel:
     def __init__(self, settings: Settings):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        from assistant.llama_runtime import create_llama
+        from assistant.models.llama_runtime import create_llama
 
         self.settings = settings
         self.path = Path(settings.model_path)

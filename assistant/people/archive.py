@@ -27,8 +27,8 @@ from pathlib import Path
 
 from assistant.errors import InputError
 from assistant.files import written_atomically
-from assistant.portable import ImportReport, export_profile, import_profile, parse_export
-from assistant.store import Store, now
+from assistant.people.portable import ImportReport, export_profile, import_profile, parse_export
+from assistant.store.store import Store, now
 
 FORMAT = "confidant.archive"
 VERSION = 1

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.errors import InputError, NotFoundError
-from assistant.forgetting import forget_exchanges
+from assistant.people.forgetting import forget_exchanges
 from assistant.inputs import clean_message
-from assistant.store import Exchange, Profile, Store, _title
+from assistant.store.store import Exchange, Profile, Store, _title
 from profiles.encoding import dialogue_from
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009): damps the top ranks' weight

@@ -24,7 +24,7 @@ import json
 from datetime import date, datetime, time, timezone
 
 from assistant.errors import InputError
-from assistant.store import Exchange, Store, _title
+from assistant.store.store import Exchange, Store, _title
 from profiles.tower import Dialogue
 
 

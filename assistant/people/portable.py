@@ -30,9 +30,9 @@ from pathlib import Path
 
 from assistant.errors import InputError
 from assistant.files import written_atomically
-from assistant.portable_format import FORMAT, VERSION, ParsedExport, load_export, parse_export
-from assistant.store import Store, _title, now
-from profiles.names import clean_name
+from assistant.people.portable_format import FORMAT, VERSION, ParsedExport, load_export, parse_export
+from assistant.store.store import Store, _title, now
+from assistant.store.names import clean_name
 from profiles.tower import Dialogue
 
 __all__ = ["FORMAT", "VERSION", "ImportReport", "export_profile", "write_export", "import_profile", "load_export",

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.errors import InputError
-from assistant.store import TITLE_CHARS
+from assistant.store.store import TITLE_CHARS
 
 FORMAT = "confidant.profile"
 VERSION = 1

@@ -26,12 +26,12 @@ from functools import cached_property
 
 import numpy as np
 
-from assistant.difficulty import DifficultyModel
+from assistant.routing.difficulty import DifficultyModel
 from assistant.errors import ModelError
-from assistant.memory import Memory
-from assistant.route_log import RouteLog
+from assistant.memory.memory import Memory
+from assistant.store.turn_log import RouteLog
 from assistant.settings import CloudMode, Settings
-from assistant.store import Exchange, Profile
+from assistant.store.store import Exchange, Profile
 
 HOUSEHOLD_MIN_SCORES = 50   # own recent scores needed before they calibrate the threshold
 HOUSEHOLD_WINDOW = 500

@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlite_utils
 
-from assistant.db import transaction
+from assistant.store.db import transaction
 from assistant.errors import StoreError
 
 

@@ -23,10 +23,10 @@ from typing import Iterator
 import numpy as np
 import sqlite_utils
 
-from assistant.db import connect, transaction
+from assistant.store.db import connect, transaction
 from assistant.errors import InputError, NotFoundError, StoreError
-from assistant.migrations import migrate
-from profiles.names import clean_name
+from assistant.store.migrations import migrate
+from assistant.store.names import clean_name
 
 TITLE_CHARS = 60
 

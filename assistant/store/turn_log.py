@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from assistant.store import Store
+from assistant.store.store import Store
 
 
 class RouteLog:

@@ -1,7 +1,7 @@
 """Vectors kept beside the exchanges in SQLite: per-exchange query and dialogue vectors, query
 cluster centroids and each person's prototype.
 
-SQLite is the source of truth; the FAISS index (``assistant.memory``) is a cache rebuilt from
+SQLite is the source of truth; the FAISS index (``assistant.memory.memory``) is a cache rebuilt from
 here. Vectors are float32 blobs; every write is one transaction.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.store import Store, now
+from assistant.store.store import Store, now
 
 
 def to_blob(vector: np.ndarray) -> bytes:

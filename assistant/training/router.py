@@ -2,7 +2,7 @@
 
 Contract: ``train_router(question_files, chat_file, out, settings, graded_per_file, seed)``
 splits every file 80/20 by a hash of the text (so the split is the same on any machine and
-never depends on file order), trains ``assistant.difficulty`` on the 80% — task questions
+never depends on file order), trains ``assistant.routing.difficulty`` on the 80% — task questions
 labelled "needs the cloud", conversational turns "local", as many turns as questions; and
 ``graded_per_file`` questions of each file answered by the local model and graded, for the
 failure factor — calibrates the score quantiles on the 20% mixed half and half, saves the
@@ -20,10 +20,10 @@ import numpy as np
 
 from tqdm.auto import tqdm
 
-from assistant.difficulty import CONVERSATION, KINDS, Example, question_hash, train
+from assistant.routing.difficulty import CONVERSATION, KINDS, Example, question_hash, train
 from assistant.errors import InputError
 from assistant.evaluation.questions import is_correct, read_chat, read_questions
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.settings import Settings
 from profiles.encoding import shared_general_tower
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import InputError
-from assistant.store import Store
+from assistant.store.store import Store
 
 CONTEXT_TURNS = 4
 _MARKS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")  # direction marks and BOMs

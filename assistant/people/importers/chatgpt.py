@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from assistant.errors import InputError
-from assistant.importers import ImportBatch, clean_speaker, conversations_from, read_lines
+from assistant.people.importers import ImportBatch, clean_speaker, conversations_from, read_lines
 
 KEPT_CONTENT = ("text", "multimodal_text")
 EXPECTED = "expected a list of conversations with a 'mapping' (ChatGPT's conversations.json)"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant.errors import InputError
-from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
 
 
 def speaker_key(name: str) -> str:

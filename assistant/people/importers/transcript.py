@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from assistant.errors import InputError
-from assistant.importers import ImportBatch, clean_speaker, conversations_from, read_lines, require_answers
+from assistant.people.importers import ImportBatch, clean_speaker, conversations_from, read_lines, require_answers
 
 MAX_NAME_WORDS = 4
 SPEAKER = re.compile(r"^(?P<name>[^\s:#][^:#]{0,59}?)\s*:\s+(?P<text>\S.*)$")

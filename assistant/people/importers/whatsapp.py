@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from assistant.errors import InputError
-from assistant.importers import ImportBatch, clean_speaker, conversations_from, read_lines, require_answers
+from assistant.people.importers import ImportBatch, clean_speaker, conversations_from, read_lines, require_answers
 
 GAP = timedelta(hours=6)
 _STAMP = (
