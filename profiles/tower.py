@@ -15,7 +15,7 @@ Contract:
   training time and did not help on validation), multi-head attention pooling). Because the transformer below
   is shared and frozen, one forward pass gives both towers (``encode_both``), and training
   can cache that pass once (see ``profiles.contrastive``).
-* ``encode_general``, ``encode_questioner``, ``encode_dual`` and ``encode_both`` return
+* ``encode_dual`` and ``encode_both`` return
   L2-normalised float32 numpy arrays, one row per input, computed in batches.
 * ``save(dir)`` writes ``head.pt`` and ``meta.json`` into a temporary sibling directory and
   renames it into place, so a crash never leaves a half-written encoder; ``load(dir,
@@ -230,12 +230,6 @@ class QuestionerEncoder(nn.Module):
     def encode_both(self, items, batch_size: int = 64, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
         general, states, _ = self.frozen_pass(items, batch_size, bf16=bf16)
         return general, self.embed_states(states)
-
-    def encode_general(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
-        return self.frozen_pass(items, batch_size)[0]
-
-    def encode_questioner(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
-        return self.encode_both(items, batch_size)[1]
 
     def encode_dual(self, items: Sequence[Dialogue | str], batch_size: int = 64, bf16: bool = False) -> np.ndarray:
         return self.combine(*self.encode_both(items, batch_size, bf16))

@@ -204,11 +204,6 @@ class Store:
     def profile_ids(self) -> list[int]:
         return [r["id"] for r in self.rows("SELECT id FROM profiles ORDER BY id")]
 
-    def profiles_of(self, exchange_ids) -> set[int]:
-        """The people who asked these exchanges."""
-        return {r["profile_id"] for r in self.rows_in("SELECT DISTINCT profile_id FROM exchanges WHERE id IN ({ids})",
-                                                      exchange_ids)}
-
     def scrub(self) -> None:
         """Rewrite the database file so that deleted rows leave no readable trace in it.
 
