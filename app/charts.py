@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.dates import AutoDateLocator, DateFormatter  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
+from assistant.store import people as records  # noqa: E402
 from assistant.store.store import Store  # noqa: E402
 
 MAP_POINTS = 4000  # a sample keeps the map fast and readable on big memories
@@ -79,10 +80,7 @@ def _separation(vectors, owners, proto_ids, prototypes) -> str:
 
 
 def topics(store: Store, profile_id: int, out: Path, top: int = 8) -> Path | None:
-    rows = store.rows(
-        """SELECT cluster, COUNT(*) AS n, MAX(user_text) AS example FROM exchanges WHERE profile_id = ?
-           AND status = 'complete' AND cluster IS NOT NULL GROUP BY cluster ORDER BY n DESC LIMIT ?""",
-        (profile_id, top))
+    rows = records.cluster_sizes(store, profile_id, top)
     if not rows:
         return None
     labels = [f"#{r['cluster']}: " + textwrap.shorten(r["example"], 38, placeholder="…") for r in rows][::-1]
@@ -94,7 +92,7 @@ def topics(store: Store, profile_id: int, out: Path, top: int = 8) -> Path | Non
 
 
 def activity(store: Store, profile_id: int, out: Path) -> Path | None:
-    days = [_day(r["created_at"]) for r in store.rows("SELECT created_at FROM exchanges WHERE profile_id = ?", (profile_id,))]
+    days = [_day(r["created_at"]) for r in records.created_times(store, profile_id)]
     if not days:
         return None
     weekly = (max(days) - min(days)).days > 60
@@ -110,9 +108,7 @@ def activity(store: Store, profile_id: int, out: Path) -> Path | None:
 def cloud_share(store: Store, people: list[int], out: Path) -> Path | None:
     if not people:
         return None
-    rows = store.rows(
-        f"""SELECT profile_id, created_at, route FROM exchanges WHERE status = 'complete'
-            AND profile_id IN ({','.join('?' * len(people))})""", tuple(people))
+    rows = records.answered_routes(store, people)
     if not rows:
         return None
     weeks: dict[int, dict[date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))

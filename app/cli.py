@@ -135,11 +135,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.pipeline import Assistant
-    from profiles.identify import AUTO
+    from assistant.people.identification import AUTO
 
     assistant = Assistant(settings_from(args))
     detect = args.speaker.strip().lower() == AUTO
-    speaker = AUTO if detect else assistant.store.store.get_or_add_profile(args.speaker).id
+    speaker = AUTO if detect else assistant.store.get_or_add_profile(args.speaker).id
     interactive = sys.stdin.isatty()
     chat = TerminalChat(assistant, interactive, args.cloud)
     while True:

@@ -34,7 +34,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def build_app(assistant: Assistant, users: Users | None = None) -> gr.Blocks:
     settings = assistant.settings
-    shell = Shell(assistant, Access(assistant.store.store, users))
+    shell = Shell(assistant, Access(assistant.store, users))
     where = (f"Logins on · serving on {settings.host}" if users else
              f"Single household · {'only this computer can connect' if _is_loopback(settings.host) else 'open to the network'}"
              f" ({settings.host})")
@@ -71,8 +71,8 @@ def _warm_up(assistant: Assistant) -> None:
     as a message in the page, by the turn that needs it."""
     started = time.perf_counter()
     try:
-        assistant.models.local.warm_up()
-        assistant.memory.memory.warm_up()
+        assistant.local.warm_up()
+        assistant.memory.warm_up()
     except ConfidantError as error:
         print(f"Could not load the models: {error}", file=sys.stderr, flush=True)
         return

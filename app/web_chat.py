@@ -12,7 +12,7 @@ from app.sanitize import model_line, model_text
 from app.web_common import Shell, guarded
 from assistant.errors import ConfidantError, NotFoundError
 from assistant.pipeline import Chunk, Finished, Rerouted, Started, Unsure
-from profiles.identify import AUTO, correct
+from assistant.people.identification import AUTO, correct
 
 NEW_PERSON = "__new__"
 CLOUD_MODES = [("Off", "off"), ("Auto", "auto"), ("Always", "always")]

@@ -28,7 +28,7 @@ from assistant.store.turn_log import RouteLog
 from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
 from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
-from profiles.identify import AUTO, Identification, detect, identify
+from assistant.people.identification import AUTO, Identification, detect, identify
 
 
 @dataclass(frozen=True)

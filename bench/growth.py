@@ -35,6 +35,7 @@ PEOPLE_AT_SIZE = 100
 
 def fill(store, n: int, people: int, rng: np.random.Generator, real_limit: int | None = None) -> None:
     """N complete exchanges of ``people`` people, with vectors and query clusters, via SQL."""
+    from assistant.store import bulk
     from profiles.clusters import cluster_queries
 
     texts = friends.rows("train")
@@ -44,25 +45,11 @@ def fill(store, n: int, people: int, rng: np.random.Generator, real_limit: int |
     sample = rng.choice(n, size=min(n, 20_000), replace=False)
     clusters = cluster_queries(vectors[sample], k=8, seed=0)
     labels = clusters.assign(vectors)
-    stamp = "2026-01-01T00:00:00+00:00"
-    with store.transaction() as db:
-        db.conn.executemany("INSERT INTO profiles (id, name, created_at) VALUES (?, ?, ?)",
-                            [(p + 1, f"Person {p + 1}", stamp) for p in range(people)])
-        db.conn.executemany("INSERT INTO sessions (id, profile_id, title, created_at, updated_at) VALUES (?, ?, '', ?, ?)",
-                            [(p + 1, p + 1, stamp, stamp) for p in range(people)])
-        for start in range(0, n, 50_000):
-            rows = range(start, min(n, start + 50_000))
-            db.conn.executemany(
-                "INSERT INTO exchanges (id, session_id, profile_id, user_text, reply, status, created_at, source, cluster) "
-                "VALUES (?, ?, ?, ?, ?, 'complete', ?, 'import', ?)",
-                [(i + 1, int(owner[i]) + 1, int(owner[i]) + 1, texts[i % len(texts)]["query"],
-                  texts[i % len(texts)]["response"], stamp, int(labels[i])) for i in rows])
-            db.conn.executemany("INSERT INTO vectors (exchange_id, query, dialogue) VALUES (?, ?, ?)",
-                                [(i + 1, vectors[i].tobytes(), vectors[i].tobytes()) for i in rows])
-        sizes = np.bincount(labels, minlength=clusters.k)
-        db.conn.executemany("INSERT INTO clusters (id, centroid, size) VALUES (?, ?, ?)",
-                            [(c, clusters.centroids[c].tobytes(), int(sizes[c])) for c in range(clusters.k)])
-        db.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('dialogue_encoder', 'general')")
+    batches = [range(start, min(n, start + 50_000)) for start in range(0, n, 50_000)]
+    exchanges = ([(i + 1, int(owner[i]) + 1, texts[i % len(texts)]["query"], texts[i % len(texts)]["response"],
+                   int(labels[i])) for i in rows] for rows in batches)
+    vector_rows = ([(i + 1, vectors[i], vectors[i]) for i in rows] for rows in batches)
+    bulk.load(store, people, exchanges, vector_rows, clusters.centroids, np.bincount(labels, minlength=clusters.k))
 
 
 def timed(call) -> float:
@@ -76,7 +63,7 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
     from assistant.memory.recall import recall_memories
     from assistant.settings import load_settings
     from assistant.store.store import GenerationStats, Store
-    from profiles.identify import detect
+    from assistant.people.identification import detect
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:

@@ -186,7 +186,7 @@ def in_process(turns: int, max_tokens: int, exchanges: int, sample_every: int) -
         data_dir = Path(tmp) / "data"
         prepare(data_dir, exchanges, env)
         assistant = Assistant(load_settings(data_dir=data_dir, max_tokens=max_tokens, temperature=0.0))
-        person = assistant.store.store.profiles()[0].id
+        person = assistant.store.profiles()[0].id
         tracemalloc.start()
         samples = []
         for i in range(turns):

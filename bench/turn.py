@@ -68,15 +68,15 @@ def instrument(assistant) -> tuple[Steps, dict]:
 
     steps, captured = Steps(), {}
     steps.wrap(assistant, "_identify", "identify")
-    steps.wrap(assistant.memory.memory.encoders, "queries", "embed")
+    steps.wrap(assistant.memory.encoders, "queries", "embed")
     steps.wrap(pipeline, "recall", "recall")
-    steps.wrap(assistant.routing.router, "choose", "route")
+    steps.wrap(assistant.router, "choose", "route")
     steps.wrap(assistant, "_prompt", "prompt")
     for name in ("begin_exchange", "record_recall", "complete_exchange"):
-        steps.wrap(assistant.store.store, name, "store")
+        steps.wrap(assistant.store, name, "store")
     steps.wrap(assistant.routes, "record", "store")
-    steps.wrap(assistant.memory.memory, "remember", "store")
-    local = assistant.models.local
+    steps.wrap(assistant.memory, "remember", "store")
+    local = assistant.local
     stream = local.stream
 
     def capturing(prompt, seed=None, stop=()):
@@ -119,10 +119,10 @@ def raw_run(local, prompt, stop):
 def run(pairs: int, max_tokens: int, exchanges: int, train: bool = True, warmup: int = 2) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-turn-") as tmp:
         assistant = prepare(Path(tmp) / "data", exchanges, max_tokens, train)
-        people = [p.id for p in assistant.store.store.profiles()]
+        people = [p.id for p in assistant.store.profiles()]
         messages = [r["query"] for r in friends.rows("test") if r["responder"] == RESPONDER]
         steps, captured = instrument(assistant)
-        local = assistant.models.local
+        local = assistant.local
         rows = []
         for i in range(warmup + pairs):
             person, message = people[i % len(people)], messages[i % len(messages)]
@@ -156,13 +156,13 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
     for event in events:
         if isinstance(event, Answering):
             break
-    stream = assistant.models.local.stream
-    assistant.models.local.stream = lambda prompt, seed=None, stop=(): captured.update(prompt=prompt, stop=list(stop)) or iter(())
+    stream = assistant.local.stream
+    assistant.local.stream = lambda prompt, seed=None, stop=(): captured.update(prompt=prompt, stop=list(stop)) or iter(())
     try:
         for _ in events:
             pass
     finally:
-        assistant.models.local.stream = stream
+        assistant.local.stream = stream
     # the throwaway exchange is complete with an empty reply; delete it so it never becomes memory
     exchange_id = captured_exchange(assistant)
     forget(assistant, exchange_id)
@@ -170,14 +170,16 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
 
 
 def captured_exchange(assistant) -> int:
-    return assistant.store.store.rows("SELECT MAX(id) AS id FROM exchanges")[0]["id"]
+    from assistant.store import bulk
+
+    return bulk.last_exchange_id(assistant.store)
 
 
 def forget(assistant, exchange_id: int) -> None:
-    with assistant.store.store.transaction() as db:
-        db.execute("DELETE FROM vectors WHERE exchange_id = ?", (exchange_id,))
-        db.execute("DELETE FROM exchanges WHERE id = ?", (exchange_id,))
-    assistant.memory.memory.index.remove([exchange_id])
+    from assistant.store import bulk
+
+    bulk.discard(assistant.store, exchange_id)
+    assistant.memory.index.remove([exchange_id])
 
 
 def summarise(rows: list[dict], max_tokens: int, exchanges: int) -> dict:

@@ -312,9 +312,9 @@ class Soak:
         settings = load_settings(data_dir=self.data_dir)
         assistant = Assistant(settings)  # what `confidant chat` and `serve` build first
         try:
-            held = assistant.memory.memory.index.ids()
+            held = assistant.memory.index.ids()
         finally:
-            assistant.store.store.close()
+            assistant.store.close()
         self.known("pending_left", self.rows("SELECT id FROM exchanges WHERE status = 'pending'"))
         complete = {i for (i,) in self.rows("SELECT id FROM exchanges WHERE status = 'complete'")}
         unindexed = {i for (i,) in self.rows(

@@ -39,7 +39,7 @@ def then_die(self, *args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)  # the power cut, right after this commit
 setattr(Store, method, then_die)
 assistant = Assistant(load_settings(data_dir=data_dir))
-for _ in assistant.turn(message, assistant.store.store.get_or_add_profile("Alice").id):
+for _ in assistant.turn(message, assistant.store.get_or_add_profile("Alice").id):
     pass
 """
 

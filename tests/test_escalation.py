@@ -50,7 +50,7 @@ def make_assistant(tmp_path, local, server, **overrides):
     assistant = Assistant(settings, local=local)
     from assistant.models.cloud import CloudModel
 
-    assistant.models.escalation = Escalation(settings, assistant.store.store,
+    assistant.escalation = Escalation(settings, assistant.store,
                                       CloudModel(settings, breaker=CircuitBreaker(failures=100, cooldown=60)))
     return assistant
 
@@ -65,8 +65,8 @@ def turn(assistant, message, speaker, mode=None, session_id=None):
 def test_a_cloud_turn_sends_only_redacted_text_and_stores_exactly_what_was_sent(tmp_path, local, cloud, llama_server):
     proxy = cloud("proxy", upstream=llama_server)
     assistant = make_assistant(tmp_path, local, proxy, cloud_first_token_timeout=120, cloud_total_timeout=240)
-    alice = assistant.store.store.add_profile("Alice Smith")
-    assistant.store.store.add_profile("Bob Jones")
+    alice = assistant.store.add_profile("Alice Smith")
+    assistant.store.add_profile("Bob Jones")
     events, exchange = turn(assistant, MESSAGE, alice.id)
     sent = proxy.completions[0]
     raw = json.dumps(sent["body"], ensure_ascii=False)
@@ -83,7 +83,7 @@ def test_a_cloud_turn_sends_only_redacted_text_and_stores_exactly_what_was_sent(
 def test_placeholders_in_the_reply_are_restored_for_the_user(tmp_path, local, cloud):
     server = cloud("echo")
     assistant = make_assistant(tmp_path, local, server)
-    alice = assistant.store.store.add_profile("Alice Smith")
+    alice = assistant.store.add_profile("Alice Smith")
     _, exchange = turn(assistant, "Write to alice.smith@example.com for Alice Smith.", alice.id)
     assert "alice.smith@example.com" not in json.dumps(server.completions[0]["body"])
     assert exchange.reply == "Write to alice.smith@example.com for Alice Smith."
@@ -92,8 +92,8 @@ def test_placeholders_in_the_reply_are_restored_for_the_user(tmp_path, local, cl
 def test_a_person_who_never_consents_stays_on_the_device_even_with_always(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server)
-    assistant.store.store.add_profile("Carol")
-    carol = assistant.store.store.set_cloud_allowed("Carol", False)
+    assistant.store.add_profile("Carol")
+    carol = assistant.store.set_cloud_allowed("Carol", False)
     _, exchange = turn(assistant, HARD, carol.id, mode="always")
     assert server.completions == [] and exchange.route == "local" and exchange.cloud_payload is None
     assert exchange.route_reason == "Carol's messages never go to the cloud"
@@ -102,7 +102,7 @@ def test_a_person_who_never_consents_stays_on_the_device_even_with_always(tmp_pa
 def test_off_sends_nothing(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server)
-    _, exchange = turn(assistant, HARD, assistant.store.store.add_profile("Dan").id, mode="off")
+    _, exchange = turn(assistant, HARD, assistant.store.add_profile("Dan").id, mode="off")
     assert server.completions == [] and exchange.route == "local"
 
 
@@ -110,24 +110,24 @@ def test_off_sends_nothing(tmp_path, local, cloud):
 def test_every_cloud_fault_ends_in_one_local_answer_with_a_note(tmp_path, local, cloud, fault):
     server = cloud(fault)
     assistant = make_assistant(tmp_path, local, server)
-    erin = assistant.store.store.add_profile("Erin")
+    erin = assistant.store.add_profile("Erin")
     events, exchange = turn(assistant, "Tell me a fun fact about cats.", erin.id)
     assert exchange.status == "complete" and exchange.route == "local" and exchange.reply
     assert exchange.route_decision == "cloud" and exchange.route_note.startswith("cloud unreachable — answered on this device")
     assert [type(e) for e in events].count(Rerouted) == 1
     after = events.index(next(e for e in events if isinstance(e, Rerouted)))
     assert "".join(e.text for e in events[after:] if isinstance(e, Chunk)).strip() == exchange.reply  # no cloud text kept
-    assert assistant.store.store.count_exchanges(erin.id) == 1
+    assert assistant.store.count_exchanges(erin.id) == 1
     assert exchange.cloud_payload is not None  # what was sent is shown even though it failed
 
 
 def test_a_retried_request_stores_one_turn(tmp_path, local, cloud):
     server = cloud("429", "ok")
     assistant = make_assistant(tmp_path, local, server)
-    fay = assistant.store.store.add_profile("Fay")
+    fay = assistant.store.add_profile("Fay")
     _, exchange = turn(assistant, "Hello there", fay.id)
     assert len(server.completions) == 2 and exchange.route == "cloud" and exchange.reply == "".join(WORDS)
-    assert assistant.store.store.count_exchanges(fay.id) == 1
+    assert assistant.store.count_exchanges(fay.id) == 1
 
 
 def test_when_redaction_fails_nothing_is_sent(tmp_path, local, cloud, monkeypatch):
@@ -138,7 +138,7 @@ def test_when_redaction_fails_nothing_is_sent(tmp_path, local, cloud, monkeypatc
         raise RuntimeError("detector crashed")
 
     monkeypatch.setattr(privacy, "DETECTORS", [*privacy.DETECTORS, broken])  # an injected fault
-    _, exchange = turn(assistant, "My email is gus@example.com", assistant.store.store.add_profile("Gus").id)
+    _, exchange = turn(assistant, "My email is gus@example.com", assistant.store.add_profile("Gus").id)
     assert server.completions == [] and exchange.route == "local" and exchange.cloud_payload is None
     assert "nothing was sent" in exchange.route_note
 
@@ -146,7 +146,7 @@ def test_when_redaction_fails_nothing_is_sent(tmp_path, local, cloud, monkeypatc
 def test_auto_sends_a_hard_question_to_the_cloud_and_keeps_chat_local_with_reasons(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server, cloud_mode="auto")
-    hal = assistant.store.store.add_profile("Hal")
+    hal = assistant.store.add_profile("Hal")
     _, hard = turn(assistant, HARD, hal.id)
     assert hard.route == "cloud" and hard.route_reason.startswith("hard: arithmetic word problem, score ")
     _, easy = turn(assistant, "hey, how was your weekend?", hal.id)
@@ -157,13 +157,13 @@ def test_auto_sends_a_hard_question_to_the_cloud_and_keeps_chat_local_with_reaso
 def test_the_semantic_cache_answers_a_repeat_locally_from_the_cloud_answer(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server, cloud_mode="auto")
-    ida = assistant.store.store.add_profile("Ida")
+    ida = assistant.store.add_profile("Ida")
     _, first = turn(assistant, HARD, ida.id)
     events, again = turn(assistant, "Quick question: " + HARD, ida.id)
     assert first.route == "cloud" and again.route == "local" and len(server.completions) == 1
     assert again.route_reason.startswith("cached: close to an earlier cloud answer")
     assert next(e for e in events if isinstance(e, Started)).route.cached.id == first.id
-    other = assistant.store.store.add_profile("Jo")
+    other = assistant.store.add_profile("Jo")
     _, theirs = turn(assistant, HARD, other.id)
     assert theirs.route == "cloud"  # another person's cloud answers are never their cache
 
@@ -171,7 +171,7 @@ def test_the_semantic_cache_answers_a_repeat_locally_from_the_cloud_answer(tmp_p
 def test_a_follow_up_stays_on_the_same_side_unless_the_score_moves(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server, cloud_mode="auto", router_stickiness=1.0)
-    kim = assistant.store.store.add_profile("Kim")
+    kim = assistant.store.add_profile("Kim")
     _, first = turn(assistant, HARD, kim.id)
     _, follow = turn(assistant, "thanks!", kim.id, session_id=first.session_id)
     assert first.route == "cloud" and follow.route == "cloud" and follow.route_reason.startswith("follow-up stays in the cloud")
@@ -207,6 +207,6 @@ def test_cloud_test_command_reports_what_it_found(tmp_path, cloud):
 def test_a_missing_router_model_keeps_auto_turns_local_and_says_why(tmp_path, local, cloud):
     server = cloud("ok")
     assistant = make_assistant(tmp_path, local, server, cloud_mode="auto", router_path=tmp_path / "absent.npz")
-    _, exchange = turn(assistant, HARD, assistant.store.store.add_profile("Max").id)
+    _, exchange = turn(assistant, HARD, assistant.store.add_profile("Max").id)
     assert exchange.route == "local" and server.completions == []
     assert exchange.route_reason.startswith("the router is unavailable (could not read the router model")

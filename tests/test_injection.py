@@ -60,23 +60,23 @@ def household(data_dir, chat_turn: str, imported: str, local, server) -> Assista
                              cloud_base_url=server.url, cloud_model="fault", cloud_api_key="k",
                              cloud_first_token_timeout=5, cloud_total_timeout=10)
     assistant = Assistant(settings, local=local)
-    dana = assistant.store.store.add_profile("Dana")
+    dana = assistant.store.add_profile("Dana")
     list(assistant.turn(chat_turn, dana.id, mode="off"))  # a stored exchange of its own
     (data_dir / "chat.txt").write_text(imported)
-    assistant.memory.memory.ingest(transcript.parse(data_dir / "chat.txt", "Confidant"), progress=False)
+    assistant.memory.ingest(transcript.parse(data_dir / "chat.txt", "Confidant"), progress=False)
     return assistant
 
 
 def snapshot(assistant) -> dict:
     """Everything a planted instruction could try to change."""
-    rows = assistant.store.store.rows
+    rows = assistant.store.rows
     return {"exchanges": rows("SELECT id, profile_id, session_id, user_text, reply, status FROM exchanges ORDER BY id"),
             "profiles": rows("SELECT id, name, cloud_allowed FROM profiles ORDER BY id"),
             "vectors": rows("SELECT COUNT(*) AS n FROM vectors")[0]["n"], "mode": assistant.settings.cloud_mode}
 
 
 def play(assistant, prompts_seen) -> list[dict]:
-    dana = assistant.store.store.profile("Dana")
+    dana = assistant.store.profile("Dana")
     outcomes = []
     for message in TURNS:
         before = len(prompts_seen)

@@ -226,7 +226,7 @@ def household(tmp_path, cloud_server, quick_local, monkeypatch):
     local = quick_local
     assistant = Assistant(settings, local=local)
     (tmp_path / "chat.txt").write_text(TRANSCRIPT)
-    assistant.memory.memory.ingest(transcript.parse(tmp_path / "chat.txt", "Confidant"), progress=False)
+    assistant.memory.ingest(transcript.parse(tmp_path / "chat.txt", "Confidant"), progress=False)
     seen: list[str] = []
     fit = local.fit
 
@@ -252,7 +252,7 @@ def turn_texts(assistant, proxy, seen, person, mode) -> list[str]:
     finished = list(assistant.turn(ASK_SECRET, person.id, mode=mode))[-1]
     assert isinstance(finished, Finished)
     exchange = finished.exchange
-    recalled = [assistant.store.store.exchange(m["id"]) for m in json.loads(exchange.recalled)["memories"]]
+    recalled = [assistant.store.exchange(m["id"]) for m in json.loads(exchange.recalled)["memories"]]
     texts = seen[prompts_before:] + [exchange.reply, exchange.cloud_payload]
     texts += [json.dumps(r["body"]) for r in proxy.completions[sent_before:]]
     return texts + [f"{e.user_text} {e.reply}" for e in recalled]  # the "memories used" note
@@ -260,7 +260,7 @@ def turn_texts(assistant, proxy, seen, person, mode) -> list[str]:
 
 def test_a_canary_in_one_persons_memories_never_reaches_another_persons_turn(household):
     assistant, proxy, seen = household
-    bob, alice = assistant.store.store.profile("Bob"), assistant.store.store.profile("Alice")
+    bob, alice = assistant.store.profile("Bob"), assistant.store.profile("Alice")
     for mode in ("off", "auto", "always"):
         assert leaks(turn_texts(assistant, proxy, seen, bob, mode)) == [], mode
     assert len(proxy.completions) >= 1  # "always" did reach the (real) cloud
@@ -270,5 +270,5 @@ def test_a_canary_in_one_persons_memories_never_reaches_another_persons_turn(hou
 
 def test_a_canary_never_reaches_a_newcomers_turn(household):
     assistant, proxy, seen = household
-    carol = assistant.store.store.add_profile("Carol")
+    carol = assistant.store.add_profile("Carol")
     assert leaks(turn_texts(assistant, proxy, seen, carol, "off")) == []

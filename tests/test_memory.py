@@ -18,7 +18,7 @@ from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
 from assistant.store.store import Store
 from profiles.clusters import cluster_queries
-from profiles.identify import AUTO, correct, detect
+from assistant.people.identification import AUTO, correct, detect
 from profiles.tower import Dialogue
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"

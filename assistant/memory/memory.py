@@ -328,10 +328,7 @@ class Memory:
         return TrainOutcome(report.n, report.n_queriers, report.n_clusters, report.seconds, report.losses)
 
     def _training_rows(self):
-        return self.store.rows(
-            "SELECT e.id, e.profile_id, e.user_text, e.context, e.reply, COALESCE(e.cluster, 0) AS cluster "
-            "FROM exchanges e JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete' ORDER BY e.id"
-        )
+        return self.vectors.remembered()
 
     def frozen_pass(self, progress: bool = False) -> "FrozenPass":
         """The frozen transformer over every stored dialogue: the expensive half of training."""
@@ -349,10 +346,7 @@ class Memory:
         version = self.encoders.version
         if self.store.state("dialogue_encoder") == version:
             return
-        rows = self.store.rows(
-            "SELECT e.id, e.user_text, e.context, e.reply FROM exchanges e JOIN vectors v ON v.exchange_id = e.id "
-            "WHERE e.status = 'complete' ORDER BY e.id"
-        )
+        rows = self.vectors.remembered()
         dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
         parts = [
             self.encoders.dialogues(dialogues[s : s + CHUNK])

@@ -30,7 +30,8 @@ import numpy as np
 from assistant.errors import InputError, NotFoundError
 from assistant.people.forgetting import forget_exchanges
 from assistant.inputs import clean_message
-from assistant.store.store import Exchange, Profile, Store, _title
+from assistant.store import people as records
+from assistant.store.store import Exchange, Profile, Store
 from profiles.encoding import dialogue_from
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009): damps the top ranks' weight
@@ -64,24 +65,12 @@ class Found:
 
 def person_stats(store: Store, profile_id: int, top: int = 3) -> PersonStats:
     profile = store.profile(profile_id)
-    row = store.rows(
-        """SELECT COUNT(*) AS n, COUNT(DISTINCT session_id) AS sessions, MIN(created_at) AS first,
-                  MAX(created_at) AS last, SUM(route = 'cloud') AS cloud, SUM(status = 'complete') AS answered
-           FROM exchanges WHERE profile_id = ?""", (profile_id,))[0]
-    sizes = store.rows(
-        """SELECT cluster, COUNT(*) AS n FROM exchanges WHERE profile_id = ? AND status = 'complete'
-           AND cluster IS NOT NULL GROUP BY cluster ORDER BY n DESC, cluster LIMIT ?""", (profile_id, top))
-    topics = [Topic(r["cluster"], r["n"], _examples(store, profile_id, r["cluster"])) for r in sizes]
+    row = records.figures(store, profile_id)
+    topics = [Topic(r["cluster"], r["n"], records.cluster_examples(store, profile_id, r["cluster"], EXAMPLES_PER_CLUSTER))
+              for r in records.cluster_sizes(store, profile_id, top)]
     answered = row["answered"] or 0
     return PersonStats(profile, row["n"], row["sessions"], row["first"], row["last"],
                        (row["cloud"] or 0) / answered if answered else 0.0, topics)
-
-
-def _examples(store: Store, profile_id: int, cluster: int) -> list[str]:
-    rows = store.rows(
-        """SELECT user_text FROM exchanges WHERE profile_id = ? AND cluster = ? AND status = 'complete'
-           ORDER BY id DESC LIMIT ?""", (profile_id, cluster, EXAMPLES_PER_CLUSTER))
-    return [r["user_text"] for r in rows]
 
 
 def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
@@ -89,11 +78,10 @@ def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
     store = memory.store
     text = " ".join((text or "").split())
     if not text:
-        rows = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND status = 'complete' ORDER BY id DESC LIMIT ?",
-                          (profile_id, limit))
-        found = store.exchanges([r["id"] for r in rows])
-        return [Found(found[r["id"]], 0.0, "recent") for r in rows]
-    by_words = _word_matches(store, profile_id, text, limit)
+        recent = records.recent_memory_ids(store, profile_id, limit)
+        found = store.exchanges(recent)
+        return [Found(found[i], 0.0, "recent") for i in recent]
+    by_words = records.word_match_ids(store, profile_id, [w for w in text.lower().split() if w][:8], limit)
     by_meaning = _meaning_matches(memory, profile_id, text, limit)
     fused: dict[int, float] = {}
     for ranked in (by_words, by_meaning):
@@ -103,22 +91,6 @@ def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
     found = store.exchanges(best)
     how = {i: " + ".join(k for k, ranked in (("words", by_words), ("meaning", by_meaning)) if i in ranked) for i in best}
     return [Found(found[i], fused[i], how[i]) for i in best if i in found]
-
-
-def _word_matches(store: Store, profile_id: int, text: str, limit: int) -> list[int]:
-    words = [w for w in text.lower().split() if w][:8]
-    like = " AND ".join("(lower(user_text) LIKE ? ESCAPE '\\' OR lower(COALESCE(reply, '')) LIKE ? ESCAPE '\\')"
-                        for _ in words)
-    params = [p for w in words for p in (_pattern(w),) * 2]
-    rows = store.rows(
-        f"SELECT id FROM exchanges WHERE profile_id = ? AND status = 'complete' AND {like} ORDER BY id DESC LIMIT ?",
-        (profile_id, *params, limit))
-    return [r["id"] for r in rows]
-
-
-def _pattern(word: str) -> str:
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _meaning_matches(memory, profile_id: int, text: str, limit: int) -> list[int]:
@@ -155,16 +127,12 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
         (e.id, e.user_text, c, e.reply or "") for e, c in requoted if c is not None]
     dialogues = memory.encoders.dialogues([dialogue_from(u, c, r) for _, u, c, r in changed])
     centroids = memory.vectors.centroids()
-    with store.transaction() as db:
-        db.execute("UPDATE exchanges SET user_text = ?, reply = ? WHERE id = ?", (user_text, reply, old.id))
-        db.execute("UPDATE sessions SET title = ? WHERE id = ? AND title = ?",  # a title quoting the old words
-                   (_title(user_text), old.session_id, _title(old.user_text)))
-        db.conn.executemany("UPDATE exchanges SET context = ? WHERE id = ?", [(c, i) for i, c in contexts.items()])
+    cluster = int(np.argmax(query @ centroids.T)) if centroids is not None else None
+    with store.transaction():
+        records.rewrite_exchange(store, old, user_text, reply, contexts, cluster)
         memory.vectors.put([old.id], query, dialogues[:1])
         if len(changed) > 1:
             memory.vectors.set_dialogue_vectors([i for i, *_ in changed[1:]], dialogues[1:])
-        if centroids is not None:
-            db.execute("UPDATE exchanges SET cluster = ? WHERE id = ?", (int(np.argmax(query @ centroids.T)), old.id))
     memory.index.remove([old.id])
     memory.index.add([old.id], query)
     memory.save()
@@ -191,13 +159,6 @@ def merge(memory, source: str, target: str) -> Profile:
     moving, keeping = store.profile(source), store.profile(target)
     if moving.id == keeping.id:
         raise InputError("Choose two different people to merge.")
-    with store.transaction() as db:
-        db.execute("UPDATE sessions SET profile_id = ? WHERE profile_id = ?", (keeping.id, moving.id))
-        db.execute("UPDATE exchanges SET profile_id = ? WHERE profile_id = ?", (keeping.id, moving.id))
-        db.execute("UPDATE exchanges SET identified_as = ? WHERE identified_as = ?", (keeping.id, moving.id))
-        db.execute("UPDATE profiles SET cloud_allowed = ?, created_at = ? WHERE id = ?",
-                   (int(moving.cloud_allowed and keeping.cloud_allowed), min(moving.created_at, keeping.created_at),
-                    keeping.id))
-        db.execute("DELETE FROM profiles WHERE id = ?", (moving.id,))  # its prototype goes with it
+    records.merge_people(store, moving, keeping)  # every declared per-person table (store.person_tables)
     memory.refresh_prototypes([keeping.id])
     return store.profile(keeping.id)

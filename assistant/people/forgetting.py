@@ -24,7 +24,8 @@ import json
 from datetime import date, datetime, time, timezone
 
 from assistant.errors import InputError
-from assistant.store.store import Exchange, Store, _title
+from assistant.store import people as records
+from assistant.store.store import Store
 from profiles.tower import Dialogue
 
 
@@ -52,7 +53,7 @@ def matching(store: Store, profile_id: int, before=None, after=None) -> list[int
     low, high = as_bound(after), as_bound(before)
     if low is not None and high is not None and low >= high:
         raise InputError(f"nothing can be both after {after} and before {before}")
-    rows = store.rows("SELECT id, created_at FROM exchanges WHERE profile_id = ? ORDER BY id", (profile_id,))
+    rows = records.created_times(store, profile_id)
     return [r["id"] for r in rows if (low is None or _created(r) >= low) and (high is None or _created(r) < high)]
 
 
@@ -74,9 +75,7 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
     for e in gone.values():
         first_gone[e.session_id] = min(e.id, first_gone.get(e.session_id, e.id))
     sessions = sorted(first_gone)
-    marks = ",".join("?" * len(sessions))
-    kept = [Exchange(**r) for r in store.rows(f"SELECT * FROM exchanges WHERE session_id IN ({marks})", tuple(sessions))
-            if r["id"] not in gone]
+    kept = [e for e in records.in_sessions(store, sessions) if e.id not in gone]
 
     contexts = {}  # exchange id -> its context without forgotten turns
     for e in kept:
@@ -87,33 +86,16 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
     redo = list(memory.vectors.get(list(contexts)))  # those with vectors get new dialogue vectors
     vectors = memory.encoders.dialogues(
         [Dialogue(contexts[i][0].user_text, contexts[i][1], contexts[i][0].reply or "") for i in redo]) if redo else None
-    payloads = [(e.id,) for e in kept if e.cloud_payload and e.id > first_gone[e.session_id]]
+    payloads = [e.id for e in kept if e.cloud_payload and e.id > first_gone[e.session_id]]
 
-    with store.transaction() as db:
-        db.execute(f"DELETE FROM exchanges WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))  # vectors cascade
-        db.conn.executemany("UPDATE exchanges SET context = ? WHERE id = ?",
-                            [(json.dumps(clean), i) for i, (_, clean) in contexts.items()])
+    with store.transaction():  # every declared per-person table that refers to them (store.person_tables)
+        records.forget_rows(store, profile.id, ids, {i: clean for i, (_, clean) in contexts.items()}, payloads,
+                            sessions, texts)
         if redo:
             memory.vectors.set_dialogue_vectors(redo, vectors)
-        db.conn.executemany("UPDATE exchanges SET cloud_payload = NULL WHERE id = ?", payloads)
-        for session_id in sessions:
-            _tidy_session(db, session_id, texts)
-        db.execute("""DELETE FROM prototypes WHERE profile_id = ? AND NOT EXISTS (SELECT 1 FROM exchanges e
-                      JOIN vectors v ON v.exchange_id = e.id WHERE e.profile_id = ? AND e.status = 'complete')""",
-                   (profile.id, profile.id))
     memory.index.remove(ids)
     memory.save()
     memory.refresh_prototypes([profile.id])
     store.scrub()
     return len(ids)
 
-
-def _tidy_session(db, session_id: int, texts: set[str]) -> None:
-    """Delete a conversation left empty; remake a title that quoted a forgotten message."""
-    first = db.execute("SELECT user_text FROM exchanges WHERE session_id = ? ORDER BY id LIMIT 1", (session_id,)).fetchone()
-    if first is None:
-        db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-        return
-    title = db.execute("SELECT title FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
-    if any(title == _title(text) or (title and title in text) for text in texts):
-        db.execute("UPDATE sessions SET title = ? WHERE id = ?", (_title(first[0]), session_id))

@@ -1,11 +1,11 @@
-"""Who is speaking in this turn.
+"""Who is speaking in this turn (the engine's side: the store, the profiles, the threshold).
 
 - ``identify(store, speaker)``: the person chosen in the UI or named on the command line (a new
   name becomes a profile when ``create`` is true).
 - ``detect(memory, text, earlier)``: the questioner tower's guess from the message and the
-  conversation's earlier messages: their mean dialogue vector against every prototype, turned
-  into probabilities with a softmax. Below ``threshold`` the guess is not ``sure`` and the
-  caller asks instead of guessing.
+  conversation's earlier messages (the maths is ``profiles.identify.rank``, on the prototypes
+  read from the store). Below ``threshold`` the guess is not ``sure`` and the caller asks
+  instead of guessing.
 - ``correct(memory, exchange_id, person)``: a one-click correction moves the exchange to the
   right person and refreshes both prototypes, so the next guess learns from it.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.store.store import Profile, Store
+from profiles.identify import rank
 from profiles.tower import Dialogue
 
 AUTO = "auto"
@@ -51,14 +52,10 @@ def detect(memory, text: str, earlier: list[str], threshold: float, temperature:
     if len(ids) == 0:
         return Identification(None, 0.0, False)
     vectors = memory.encoders.dialogues([Dialogue(t, [], "") for t in [*earlier, text]])
-    mean = vectors.mean(axis=0)
-    if prototypes.shape[1] != mean.shape[0]:  # prototypes from an older encoder: not comparable
+    ranked = rank(ids, prototypes, vectors, temperature)
+    if not ranked:
         return Identification(None, 0.0, False)
-    scores = prototypes @ (mean / max(np.linalg.norm(mean), 1e-12))
-    probabilities = np.exp((scores - scores.max()) / temperature)
-    probabilities /= probabilities.sum()
-    order = np.argsort(-probabilities)
-    candidates = [(memory.store.profile(int(ids[i])), float(probabilities[i])) for i in order[:5]]
+    candidates = [(memory.store.profile(person), probability) for person, probability in ranked]
     best, confidence = candidates[0]
     return Identification(best, confidence, confidence >= threshold, candidates)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from assistant.errors import InputError
 from assistant.files import written_atomically
 from assistant.people.portable_format import FORMAT, VERSION, ParsedExport, load_export, parse_export
+from assistant.store import people as records
 from assistant.store.store import Store, _title, now
 from assistant.store.names import clean_name
 from profiles.tower import Dialogue
@@ -58,7 +59,7 @@ class ImportReport:
 def export_profile(store: Store, name: str) -> dict:
     """The person called ``name`` with their conversations' complete exchanges, oldest first."""
     profile = store.profile(name)
-    sessions = store.rows("SELECT * FROM sessions WHERE profile_id = ? ORDER BY created_at, id", (profile.id,))
+    sessions = records.sessions_oldest_first(store, profile.id)
     conversations = []
     for session in sessions:
         exchanges = [e for e in store.session_exchanges(session["id"], complete_only=True) if e.profile_id == profile.id]
@@ -103,8 +104,7 @@ def import_profile(memory, source: Path | str | dict, as_name: str | None = None
     person = store.find_profile(name)
     seen, sessions = set(), {}
     if person is not None:
-        seen = {(r["user_text"], r["reply"], r["created_at"]) for r in
-                store.rows("SELECT user_text, reply, created_at FROM exchanges WHERE profile_id = ?", (person.id,))}
+        seen = records.exchange_keys(store, person.id)
         sessions = {(s.created_at, s.title): s.id for s in store.sessions(person.id)}
     plan, duplicates = [], 0
     for conversation in export.conversations:
@@ -121,25 +121,18 @@ def import_profile(memory, source: Path | str | dict, as_name: str | None = None
     added = []  # conversations created, filled in by write()
 
     def write() -> list[int]:
-        with store.transaction() as db:
+        with store.transaction():
             profile_id = person.id if person is not None else _add_person(store, name, export)
             ids = []
             for conversation, fresh in plan:
                 session_id = sessions.get((conversation.created_at, conversation.title))
                 if session_id is None:
                     title = conversation.title or _title(fresh[0].user_text)
-                    session_id = db.execute(
-                        "INSERT INTO sessions (profile_id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                        (profile_id, title, conversation.created_at, conversation.created_at)).lastrowid
+                    session_id = records.add_conversation(store, profile_id, title, conversation.created_at)
                     added.append(session_id)
-                for e in fresh:
-                    ids.append(db.execute(
-                        """INSERT INTO exchanges (session_id, profile_id, user_text, reply, context, status, route,
-                           model, source, created_at, completed_at) VALUES (?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?)""",
-                        (session_id, profile_id, e.user_text, e.reply, json.dumps(e.context), e.route, e.model,
-                         e.source, e.created_at, e.completed_at)).lastrowid)
+                ids.extend(records.add_exported_exchange(store, session_id, profile_id, e) for e in fresh)
                 latest = max(max(e.created_at, e.completed_at) for e in fresh)
-                db.execute("UPDATE sessions SET updated_at = MAX(updated_at, ?) WHERE id = ?", (latest, session_id))
+                records.touch_conversation(store, session_id, latest)
             return ids
 
     dialogues = [Dialogue(e.user_text, e.context, e.reply) for _, fresh in plan for e in fresh]
@@ -150,7 +143,5 @@ def import_profile(memory, source: Path | str | dict, as_name: str | None = None
 def _add_person(store: Store, name: str, export: ParsedExport) -> int:
     """A new person with the file's creation time and cloud consent (inside the import's transaction)."""
     profile = store.add_profile(name)
-    with store.transaction() as db:
-        db.execute("UPDATE profiles SET created_at = ?, cloud_allowed = ? WHERE id = ?",
-                   (export.created_at, int(export.cloud_allowed), profile.id))
+    records.set_origin(store, profile.id, export.created_at, export.cloud_allowed)
     return profile.id

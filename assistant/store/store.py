@@ -25,6 +25,7 @@ import sqlite_utils
 
 from assistant.store.db import connect, transaction
 from assistant.errors import InputError, NotFoundError, StoreError
+from assistant.store import person_tables
 from assistant.store.migrations import migrate
 from assistant.store.names import clean_name
 
@@ -197,8 +198,8 @@ class Store:
 
     def delete_profile(self, name: str) -> Profile:
         profile = self.profile(name)
-        with self.transaction() as db:  # conversations and exchanges go with it (ON DELETE CASCADE)
-            db.execute("DELETE FROM profiles WHERE id = ?", (profile.id,))
+        with self.transaction() as db:  # every declared per-person table (person_tables)
+            person_tables.deleting_person(db, profile.id)
         return profile
 
     def profile_ids(self) -> list[int]:
@@ -374,6 +375,10 @@ class Store:
             params,
         )
         return [Exchange(**row) for row in rows]
+
+    def pending_ids(self) -> list[int]:
+        """Exchanges whose reply never finished (a crash, or a turn running elsewhere), in order."""
+        return [r["id"] for r in self.rows("SELECT id FROM exchanges WHERE status = 'pending' ORDER BY id")]
 
     def count_exchanges(self, profile_id: int | None = None) -> int:
         if profile_id is None:

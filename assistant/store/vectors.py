@@ -101,6 +101,18 @@ class VectorStore:
         return {r["id"]: r["profile_id"] for r in self.store.rows_in(
             "SELECT id, profile_id FROM exchanges WHERE id IN ({ids})", ids)}
 
+    def count(self) -> int:
+        """Rows in the vectors table, whatever their exchanges' status."""
+        return self.store.rows("SELECT COUNT(*) AS n FROM vectors")[0]["n"]
+
+    def remembered(self) -> list[dict]:
+        """``id``, ``profile_id``, ``user_text``, ``context``, ``reply`` and ``cluster`` (0 when
+        unclustered) of every complete exchange with vectors, in id order: what training reads."""
+        return self.store.rows(
+            "SELECT e.id, e.profile_id, e.user_text, e.context, e.reply, COALESCE(e.cluster, 0) AS cluster "
+            "FROM exchanges e JOIN vectors v ON v.exchange_id = e.id WHERE e.status = 'complete' ORDER BY e.id"
+        )
+
     def counts(self) -> tuple[int, int]:
         """(complete exchanges with vectors, how many of them are clustered)."""
         row = self.store.rows(
