@@ -32,6 +32,7 @@ from assistant.settings import Settings
 from assistant.store import inspect
 from assistant.store.store import Store
 from assistant.store.vectors import VectorStore
+from assistant.store.turn_log import TurnLog
 
 STUCK_ERROR = "interrupted (found by doctor)"
 INDEX_FILE = "memory.faiss"
@@ -195,7 +196,7 @@ class _Checkup:
         store = self._store()
         with store.transaction():
             for exchange_id in store.pending_ids():
-                store.fail_exchange(exchange_id, STUCK_ERROR)  # the user's text stays
+                TurnLog(store).fail_exchange(exchange_id, STUCK_ERROR)  # the user's text stays
 
     def dialogue_vectors(self) -> Finding | None:
         if self.version is None:

@@ -63,6 +63,7 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
     from assistant.memory.recall import recall_memories
     from assistant.settings import load_settings
     from assistant.store.store import GenerationStats, Store
+    from assistant.store.turn_log import TurnLog
     from assistant.people.identification import detect
 
     rng = np.random.default_rng(seed)
@@ -89,8 +90,8 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
             text = messages[turn % len(messages)]
             costs["memory_ids"].append(timed(lambda: store.memory_ids(person.id)))
             costs["recall"].append(timed(lambda: recall_memories(memory, person, text, [], settings)))
-            exchange_id = store.begin_exchange(person.id, person.id, text)
-            exchange = store.complete_exchange(exchange_id, "ok", GenerationStats("local", "bench", 1.0, 1, 1.0))
+            exchange_id = TurnLog(store).begin_exchange(person.id, person.id, text)
+            exchange = TurnLog(store).complete_exchange(exchange_id, "ok", GenerationStats("local", "bench", 1.0, 1, 1.0))
             costs["remember"].append(timed(lambda: memory.remember(exchange)))
             costs["detect"].append(timed(lambda: detect(memory, text, [], 0.5, 0.05)))
         rss = psutil.Process().memory_info().rss / 2**20

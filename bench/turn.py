@@ -71,10 +71,9 @@ def instrument(assistant) -> tuple[Steps, dict]:
     steps.wrap(assistant.memory.encoders, "queries", "embed")
     steps.wrap(pipeline, "recall", "recall")
     steps.wrap(assistant.router, "choose", "route")
-    steps.wrap(assistant, "_prompt", "prompt")
-    for name in ("begin_exchange", "record_recall", "complete_exchange"):
-        steps.wrap(assistant.store, name, "store")
-    steps.wrap(assistant.routes, "record", "store")
+    steps.wrap(assistant.on_device, "prompt", "prompt")
+    for name in ("begin_exchange", "record_recall", "record", "complete_exchange"):
+        steps.wrap(assistant.log, name, "store")
     steps.wrap(assistant.memory, "remember", "store")
     local = assistant.local
     stream = local.stream

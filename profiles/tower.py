@@ -38,27 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-SEP = " [SEP] "  # the tokenizer's own separator: segments stay recognisable after tokenizing
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    query: str
-    context: list[str] = field(default_factory=list)  # earlier turns, oldest first
-    reply: str = ""
-
-
-def dialogue_text(d: Dialogue) -> str:
-    """Query, reply, then context from the most recent turn, joined by [SEP].
-
-    What matters most comes first so truncation only cuts old context. The reply keeps its
-    slot even when empty, so segment k is always: 0 query, 1 reply, 2+ earlier turns.
-    """
-    parts = [d.query.strip(), d.reply.strip(), *(t.strip() for t in reversed(d.context))]
-    while len(parts) > 1 and not parts[-1]:
-        parts.pop()
-    return SEP.join(parts)
-
+from profiles.dialogue import SEP, Dialogue, dialogue_text  # noqa: F401 (the tower's input type)
 
 def segment_ids(input_ids: np.ndarray, sep_id: int) -> np.ndarray:
     """Segment index of each token: the number of [SEP]s before it ([CLS] is in the query)."""

@@ -26,18 +26,18 @@ from tests.crash_harness import REPO, Soak, child_env
 
 MESSAGE = "What should I cook tonight?"
 
-# A real turn in a child process that SIGKILLs itself right after the named Store method commits.
+# A real turn in a child process that SIGKILLs itself right after the named TurnLog method commits.
 DIE_AFTER = """
 import os, signal, sys
 from assistant.pipeline import Assistant
 from assistant.settings import load_settings
-from assistant.store.store import Store
+from assistant.store.turn_log import TurnLog
 data_dir, method, message = sys.argv[1:4]
-original = getattr(Store, method)
+original = getattr(TurnLog, method)
 def then_die(self, *args, **kwargs):
     original(self, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # the power cut, right after this commit
-setattr(Store, method, then_die)
+setattr(TurnLog, method, then_die)
 assistant = Assistant(load_settings(data_dir=data_dir))
 for _ in assistant.turn(message, assistant.store.get_or_add_profile("Alice").id):
     pass

@@ -19,6 +19,7 @@ from assistant.memory.memory import Memory
 from assistant.settings import load_settings
 from assistant.store.store import Store
 from profiles.tower import QuestionerEncoder
+from assistant.store.turn_log import TurnLog
 
 CHECKS = ["leftover files", "encoder", "database integrity", "foreign keys", "schema version", "pending exchanges",
           "dialogue vectors", "exchange vectors", "index"]
@@ -113,7 +114,7 @@ def change_a_vector(data_dir):
 def leave_pending(data_dir):
     store = Store(data_dir / "confidant.db")
     profile = store.profile("Alice")
-    store.begin_exchange(store.new_session(profile.id).id, profile.id, "are you still there?")
+    TurnLog(store).begin_exchange(store.new_session(profile.id).id, profile.id, "are you still there?")
     store.close()
 
 

@@ -32,6 +32,7 @@ from assistant.memory.recall import recall
 from assistant.settings import bundled_model_path, load_settings
 from assistant.store.store import GenerationStats, Store
 from profiles.tower import dialogue_text
+from assistant.store.turn_log import TurnLog
 from tests.test_cloud import no_openai_env  # noqa: F401  (autouse: the developer's OPENAI_* stay out)
 
 DIM = 64
@@ -96,11 +97,11 @@ def build(data_dir: Path, people: list, cold_start_min: int, recall_k: int):
     for n, talk in enumerate(people):
         for k, (message, reply, status, slot) in enumerate(talk):
             # a tag of its own makes every text unique, so a leak is visible in the prompt's text too
-            exchange_id = store.begin_exchange(sessions[n][slot], profiles[n].id, f"{message} m{n}x{k}")
+            exchange_id = TurnLog(store).begin_exchange(sessions[n][slot], profiles[n].id, f"{message} m{n}x{k}")
             if status == "complete":
-                memory.remember(store.complete_exchange(exchange_id, f"{reply} r{n}x{k}", stats))
+                memory.remember(TurnLog(store).complete_exchange(exchange_id, f"{reply} r{n}x{k}", stats))
             elif status == "failed":
-                store.fail_exchange(exchange_id, "test", f"{reply} r{n}x{k}")
+                TurnLog(store).fail_exchange(exchange_id, "test", f"{reply} r{n}x{k}")
     return settings, memory, profiles, sessions
 
 

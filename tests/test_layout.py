@@ -67,3 +67,32 @@ def test_the_sql_check_sees_sql():
     assert sum(len(sql_strings(p)) for p in STORE.rglob("*.py")) > 40
     assert len(sql_in("db.execute(f'UPDATE exchanges SET reply = ? WHERE id IN ({marks})')")) == 1
     assert sql_in("print('Select a person from the list')") == []
+
+
+# What app/ may import from the engine: the facade (the assistant and its people service), the
+# vocabulary every layer shares (errors, settings, input limits, atomic files, the stored records'
+# types), and the engine's own tools that a command runs as they are (diagnosis, evaluations,
+# router training, the cloud check, the import parsers, loading the PII detector ahead of time).
+APP_MAY_IMPORT = {
+    "assistant", "assistant.pipeline", "assistant.people.service",
+    "assistant.errors", "assistant.settings", "assistant.inputs", "assistant.files", "assistant.store.store",
+    "assistant.doctor", "assistant.evaluation", "assistant.training.router", "assistant.models.cloud",
+    "assistant.people.importers", "assistant.models.privacy",
+}
+
+
+def test_the_app_reaches_the_engine_only_through_its_facade():
+    bad = {str(p.relative_to(ROOT)): sorted(m for m in imported(p) if m.split(".")[0] == "assistant"
+                                            and m not in APP_MAY_IMPORT)
+           for p in sources("app")}
+    assert {p: m for p, m in bad.items() if m} == {}
+
+
+def test_the_app_constructs_no_engine_part():
+    """Memory, stores, models and the router are made by the engine, never by a tab or a command."""
+    parts = {"Memory", "Store", "VectorStore", "TurnLog", "Router", "Escalation", "LocalModel", "CloudModel"}
+    made = {str(p.relative_to(ROOT)): sorted({n.func.id for n in ast.walk(ast.parse(p.read_text()))
+                                              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                                              and n.func.id in parts})
+            for p in sources("app")}
+    assert {p: m for p, m in made.items() if m} == {}

@@ -20,6 +20,7 @@ from assistant.store.store import Store
 from profiles.clusters import cluster_queries
 from assistant.people.identification import AUTO, correct, detect
 from profiles.tower import Dialogue
+from assistant.store.turn_log import TurnLog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 RESPONDER = "rachel_green"
@@ -321,16 +322,16 @@ def test_prototypes_grown_turn_by_turn_equal_the_ones_read_in_full(tmp_path):
     ]), progress=False)
     nina, omar = memory.store.find_profile("Nina"), memory.store.find_profile("Omar")
     for person, text in ((nina, "did you feed the cat?"), (omar, "meeting at ten?"), (nina, "movie tonight?")):
-        exchange_id = memory.store.begin_exchange(memory.store.new_session(person.id).id, person.id, text)
-        memory.remember(memory.store.complete_exchange(exchange_id, "sure", GenerationStats("local", "m", 1.0, 1, 1.0)))
+        exchange_id = TurnLog(memory.store).begin_exchange(memory.store.new_session(person.id).id, person.id, text)
+        memory.remember(TurnLog(memory.store).complete_exchange(exchange_id, "sure", GenerationStats("local", "m", 1.0, 1, 1.0)))
     grown = memory.vectors.prototypes()
     memory.refresh_prototypes()
     full = memory.vectors.prototypes()
     assert grown[0].tolist() == full[0].tolist() and grown[2].tolist() == full[2].tolist() == [4, 2]
     assert np.allclose(grown[1], full[1], atol=1e-5)
     memory.vectors.set_prototypes([omar.id], np.zeros((1, full[1].shape[1])), [7])  # changed elsewhere, say
-    memory.remember(memory.store.complete_exchange(
-        memory.store.begin_exchange(memory.store.new_session(omar.id).id, omar.id, "lunch?"), "ok",
+    memory.remember(TurnLog(memory.store).complete_exchange(
+        TurnLog(memory.store).begin_exchange(memory.store.new_session(omar.id).id, omar.id, "lunch?"), "ok",
         GenerationStats("local", "m", 1.0, 1, 1.0)))
     grown = memory.vectors.prototypes()
     memory.refresh_prototypes()

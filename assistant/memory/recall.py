@@ -23,7 +23,7 @@ import numpy as np
 from assistant.memory.memory import Memory
 from assistant.settings import Settings
 from assistant.store.store import Exchange, Profile, Store
-from profiles.tower import Dialogue
+from profiles.dialogue import Dialogue
 
 BORROW_FROM = 2  # people whose exchanges a newcomer may borrow as style examples
 

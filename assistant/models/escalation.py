@@ -1,13 +1,13 @@
 """One turn answered in the cloud: what is sent, through the privacy chokepoint, and back.
 
 Contract:
-- ``Escalation(settings, store).stream(exchange_id, history, text)`` yields the cloud's reply
-  with personal data restored. What it sends is the persona, at most ``cloud_context_turns``
+- ``Escalation(settings, store)`` is the cloud's ``ChatModel`` (``chat.py``): ``answer(question)``
+  (or ``stream(exchange_id, history, text)``) yields the cloud's reply with personal data restored. What it sends is the persona, at most ``cloud_context_turns``
   earlier exchanges of this conversation (each text cut to ``cloud_context_chars``) and the
   message — never memories from other conversations, profile vectors or stats — and all of
   it passes ``privacy.redact`` with every profile's name and ``private_names`` on the deny-list. The exact request
   body is stored with the turn *before* it is sent. Raises ``PrivacyError`` (nothing was
-  sent) or ``CloudError``; the caller answers locally with ``fallback_note(error)``.
+  sent) or ``CloudError``; ``chat.Fallback`` answers locally then, with ``fallback_note(error)``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from typing import Iterator
 from assistant.models import privacy
 from assistant.models.cloud import CloudModel
 from assistant.errors import CloudError, CloudUnavailable, PrivacyError
-from assistant.store.turn_log import RouteLog
+from assistant.store.turn_log import TurnLog
 from assistant.settings import Settings
 from assistant.store.store import Exchange, Store
 
 
 class Escalation:
-    def __init__(self, settings: Settings, store: Store, cloud: CloudModel | None = None):
-        self.settings, self.store, self.routes = settings, store, RouteLog(store)
+    where = "cloud"
+
+    def __init__(self, settings: Settings, store: Store, cloud: CloudModel | None = None, log: TurnLog | None = None):
+        self.settings, self.store, self.log = settings, store, log or TurnLog(store)
         self._cloud = cloud
 
     @cached_property
@@ -33,8 +35,12 @@ class Escalation:
         return self._cloud or CloudModel(self.settings)
 
     @property
-    def model_name(self) -> str:
+    def name(self) -> str:
         return self.settings.cloud_model or "cloud"
+
+    def answer(self, question) -> Iterator[str]:
+        """The ``ChatModel`` side: what a cloud turn may carry of ``question`` (``messages``)."""
+        return self.stream(question.exchange_id, question.history, question.text)
 
     def messages(self, history: list[Exchange], text: str) -> list[dict]:
         """Persona, a short recent context and the message: everything a cloud turn may carry."""
@@ -47,7 +53,7 @@ class Escalation:
 
     def stream(self, exchange_id: int, history: list[Exchange], text: str) -> Iterator[str]:
         redacted = privacy.redact(self.messages(history, text), self.deny_names())
-        self.routes.record_payload(exchange_id, self.cloud.request_body(redacted.messages))
+        self.log.record_payload(exchange_id, self.cloud.request_body(redacted.messages))
         yield from redacted.restore_stream(self.cloud.stream(redacted.messages))
 
     def deny_names(self) -> list[str]:

@@ -32,7 +32,7 @@ from assistant.people.forgetting import forget_exchanges
 from assistant.inputs import clean_message
 from assistant.store import people as records
 from assistant.store.store import Exchange, Profile, Store
-from profiles.encoding import dialogue_from
+from profiles.dialogue import dialogue_from
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009): damps the top ranks' weight
 EXAMPLES_PER_CLUSTER = 3
@@ -81,7 +81,7 @@ def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
         recent = records.recent_memory_ids(store, profile_id, limit)
         found = store.exchanges(recent)
         return [Found(found[i], 0.0, "recent") for i in recent]
-    by_words = records.word_match_ids(store, profile_id, [w for w in text.lower().split() if w][:8], limit)
+    by_words = _word_matches(store, profile_id, text, limit)
     by_meaning = _meaning_matches(memory, profile_id, text, limit)
     fused: dict[int, float] = {}
     for ranked in (by_words, by_meaning):
@@ -91,6 +91,10 @@ def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
     found = store.exchanges(best)
     how = {i: " + ".join(k for k, ranked in (("words", by_words), ("meaning", by_meaning)) if i in ranked) for i in best}
     return [Found(found[i], fused[i], how[i]) for i in best if i in found]
+
+
+def _word_matches(store: Store, profile_id: int, text: str, limit: int) -> list[int]:
+    return records.word_match_ids(store, profile_id, [w for w in text.lower().split() if w][:8], limit)
 
 
 def _meaning_matches(memory, profile_id: int, text: str, limit: int) -> list[int]:

@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timezone
 from assistant.errors import InputError
 from assistant.store import people as records
 from assistant.store.store import Store
-from profiles.tower import Dialogue
+from profiles.dialogue import Dialogue
 
 
 def as_bound(value) -> datetime | None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.store.store import Profile, Store
 from profiles.identify import rank
-from profiles.tower import Dialogue
+from profiles.dialogue import Dialogue
 
 AUTO = "auto"
 

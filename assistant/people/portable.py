@@ -34,7 +34,7 @@ from assistant.people.portable_format import FORMAT, VERSION, ParsedExport, load
 from assistant.store import people as records
 from assistant.store.store import Store, _title, now
 from assistant.store.names import clean_name
-from profiles.tower import Dialogue
+from profiles.dialogue import Dialogue
 
 __all__ = ["FORMAT", "VERSION", "ImportReport", "export_profile", "write_export", "import_profile", "load_export",
            "parse_export"]

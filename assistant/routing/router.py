@@ -1,8 +1,11 @@
 """Routing: where one turn is answered (on this device or in the cloud) and why.
 
-Contract: ``Router(settings, memory).choose(mode, person, text, query, session_id)``
-returns a ``Route`` with the target, a one-line reason for the status line, the difficulty
-score (Auto only) and, for a semantic-cache hit, the earlier cloud exchange to answer from.
+Contract: ``Router(settings, memory, models=...).choose(mode, person, text, query, session_id)``
+returns a ``Route``: the chat model that answers (``model``, from ``assistant.models.chat.Models``:
+the local one, the cloud one with its local fallback, or the cached answer), where it runs
+(``target``), a one-line reason for the status line, the difficulty score (Auto only) and, for a
+semantic-cache hit, the earlier cloud exchange it answers from. Without ``models`` (an
+evaluation replaying decisions) ``model`` is None.
 The rules, first match wins:
 
 1. mode ``off``, no cloud configured, or the person said "never send my messages" → local;
@@ -21,7 +24,7 @@ reply, well under the 10 ms budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -29,7 +32,8 @@ import numpy as np
 from assistant.routing.difficulty import DifficultyModel
 from assistant.errors import ModelError
 from assistant.memory.memory import Memory
-from assistant.store.turn_log import RouteLog
+from assistant.models.chat import ChatModel, Models
+from assistant.store.turn_log import TurnLog
 from assistant.settings import CloudMode, Settings
 from assistant.store.store import Exchange, Profile
 
@@ -44,18 +48,26 @@ class Route:
     score: float | None = None          # the difficulty score, when Auto computed one
     cached: Exchange | None = None      # an earlier cloud answer this turn is answered from
     cache_similarity: float = 0.0
+    model: ChatModel | None = None      # the chat model that answers (when the router has the models)
 
 
 class Router:
-    def __init__(self, settings: Settings, memory: Memory, model: DifficultyModel | None = None):
-        self.settings, self.memory, self.log = settings, memory, RouteLog(memory.store)
-        self._model = model
+    def __init__(self, settings: Settings, memory: Memory, model: DifficultyModel | None = None,
+                 models: Models | None = None, log: TurnLog | None = None):
+        self.settings, self.memory, self.log = settings, memory, log or TurnLog(memory.store)
+        self._model, self.models = model, models
 
     @cached_property
     def model(self) -> DifficultyModel:
         return self._model or DifficultyModel.load(self.settings.router_path)
 
     def choose(self, mode: CloudMode, person: Profile, text: str, query: np.ndarray, session_id: int) -> Route:
+        route = self._decide(mode, person, text, query, session_id)
+        if self.models is None:
+            return route
+        return replace(route, model=self.models.pick(route.target, route.cached, route.cache_similarity))
+
+    def _decide(self, mode: CloudMode, person: Profile, text: str, query: np.ndarray, session_id: int) -> Route:
         if mode == "off":
             return Route("local", "cloud escalation is off")
         if not self.settings.cloud_configured:

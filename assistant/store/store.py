@@ -2,9 +2,8 @@
 
 Contract:
 - ``Store(path)`` opens (creating if needed) a WAL-mode database and migrates it.
-- An exchange is written in two steps. ``begin_exchange`` commits the user's message before
-  anything is generated, so it survives a failed or interrupted reply; ``complete_exchange``
-  or ``fail_exchange`` commits the outcome. Only ``complete`` exchanges count as memory.
+- A chat turn's exchange is written by ``assistant.store.turn_log.TurnLog`` (begin, then
+  complete or fail); only ``complete`` exchanges count as memory.
 - Deleting a profile removes its conversations and exchanges in one transaction.
 - All methods are safe to call from several threads; writes are serialised by a lock.
 """
@@ -265,21 +264,6 @@ class Store:
 
     # Exchanges
 
-    def begin_exchange(self, session_id: int, profile_id: int, user_text: str, context: list[str] = ()) -> int:
-        """Commit the user's message (status ``pending``) and return the exchange id."""
-        stamp = now()
-        with self.transaction() as db:
-            exchange_id = db.execute(
-                """INSERT INTO exchanges (session_id, profile_id, user_text, context, status, created_at)
-                   VALUES (?, ?, ?, ?, 'pending', ?)""",
-                (session_id, profile_id, user_text, json.dumps(list(context)), stamp),
-            ).lastrowid
-            db.execute(
-                "UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
-                (stamp, _title(user_text), session_id),
-            )
-        return exchange_id
-
     def add_imported_exchange(
         self, session_id: int, profile_id: int, user_text: str, reply: str, context: list[str], source: str
     ) -> int:
@@ -294,44 +278,6 @@ class Store:
             db.execute("UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
                        (stamp, _title(user_text), session_id))
         return exchange_id
-
-    def complete_exchange(self, exchange_id: int, reply: str, stats: GenerationStats) -> Exchange:
-        with self.transaction() as db:
-            db.execute(
-                """UPDATE exchanges SET reply = ?, status = 'complete', error = NULL, route = ?, model = ?, ttft_ms = ?,
-                   tokens = ?, tokens_per_s = ?, completed_at = ? WHERE id = ?""",
-                (reply, stats.route, stats.model, stats.ttft_ms, stats.tokens, stats.tokens_per_s, now(), exchange_id),
-            )
-        return self.exchange(exchange_id)
-
-    def fail_interrupted(self, error: str) -> int:
-        """Close the turns a crash left ``pending`` (their message stays, marked failed); returns how many.
-
-        A turn still running in another process on this database is not lost: its
-        ``complete_exchange`` marks it complete again."""
-        with self.transaction() as db:
-            return db.execute("UPDATE exchanges SET status = 'failed', error = ?, completed_at = ? WHERE status = 'pending'",
-                              (error, now())).rowcount
-
-    def fail_exchange(self, exchange_id: int, error: str, partial_reply: str = "") -> Exchange:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE exchanges SET status = 'failed', error = ?, reply = ?, completed_at = ? WHERE id = ?",
-                (error, partial_reply or None, now(), exchange_id),
-            )
-        return self.exchange(exchange_id)
-
-    def record_identification(self, exchange_id: int, profile_id: int, confidence: float) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE exchanges SET identified_as = ?, identify_confidence = ? WHERE id = ?",
-                (profile_id, confidence, exchange_id),
-            )
-
-    def record_recall(self, exchange_id: int, recalled: dict) -> None:
-        """What recall put in front of the model for this exchange (shown under the reply)."""
-        with self.transaction() as db:
-            db.execute("UPDATE exchanges SET recalled = ? WHERE id = ?", (json.dumps(recalled), exchange_id))
 
     def reassign_exchange(self, exchange_id: int, profile_id: int) -> Exchange:
         """Move an exchange to another person: with its conversation if it is the only exchange in
