@@ -22,18 +22,18 @@ from functools import cached_property
 from typing import Collection, Iterator
 
 from assistant import prompts
-from assistant.models.chat import ChatModel, Models, OnDevice, Question, Switch
-from assistant.models.escalation import Escalation
 from assistant.inputs import clean_message
-from assistant.models.local import LocalModel
 from assistant.memory.memory import Memory
 from assistant.memory.recall import Recollection, recall
-from assistant.store.turn_log import TurnLog
+from assistant.models.chat import ChatModel, Models, OnDevice, Question, Switch
+from assistant.models.escalation import Escalation
+from assistant.models.local import LocalModel
+from assistant.people.identification import AUTO, Identification, detect, identify
+from assistant.people.service import People
 from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
 from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
-from assistant.people.identification import AUTO, Identification, detect, identify
-from assistant.people.service import People
+from assistant.store.turn_log import TurnLog
 
 
 @dataclass(frozen=True)

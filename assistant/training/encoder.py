@@ -51,7 +51,7 @@ def train(memory, seed: int = 0, progress: bool = True, use_clusters: bool = Tru
 
     memory.recluster(force=memory.vectors.centroids() is None)
     rows = memory.vectors.remembered()
-    frozen = frozen or frozen_pass(memory, progress)
+    frozen = frozen or memory.frozen_pass(progress)  # through Memory, where a benchmark times it
     if frozen.ids != [r["id"] for r in rows]:
         raise ValueError("the frozen pass was made over other exchanges than this store holds")
     try:
