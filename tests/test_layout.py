@@ -2,13 +2,16 @@
 
 - ``profiles/`` (who is asking: plain arrays in, arrays out) imports nothing from ``assistant/``;
 - ``assistant/`` (the engine) imports nothing from ``app/`` (the faces);
-- SQL is written only under ``assistant/store/``: no string elsewhere reads like a statement.
+- SQL is written only under ``assistant/store/``: no string elsewhere reads like a statement;
+- ``app/`` reaches the engine only through its facade and constructs no engine part;
+- every package is listed in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +99,11 @@ def test_the_app_constructs_no_engine_part():
                                               and n.func.id in parts})
             for p in sources("app")}
     assert {p: m for p, m in made.items() if m} == {}
+
+
+def test_every_package_is_listed_in_pyproject():
+    """A subpackage missing from pyproject's list would be left out of an installed Confidant."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for folder in ("app", "assistant", "profiles")
+             for init in (ROOT / folder).rglob("__init__.py")}
+    assert found == listed
