@@ -31,7 +31,7 @@ from pathlib import Path
 
 from assistant.errors import ConfigError, InputError, NotFoundError
 from assistant.files import written_atomically
-from assistant.store import Profile, Store
+from assistant.store.store import Profile, Store
 
 FORMAT = "confidant.users"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # OWASP's minimum for scrypt; about 50 ms per check here

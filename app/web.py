@@ -101,9 +101,9 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
     # models load would wait for them (2.5 s measured, docs/performance.md §5).
     warming.join()
     if settings.cloud_configured:  # only a cloud turn needs the PII detector: load it meanwhile
-        from assistant import privacy
+        from assistant.models.privacy import prepare
 
-        threading.Thread(target=privacy.prepare, daemon=True).start()
+        threading.Thread(target=prepare, daemon=True).start()
     app.queue(default_concurrency_limit=settings.concurrency)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
           + (f", logins from {users_file}" if users else ""), flush=True)

@@ -35,11 +35,11 @@ RESPONDER = "rachel_green"
 
 def prepare(data_dir: Path, exchanges: int, max_tokens: int, train: bool):
     """An Assistant over a store holding ``exchanges`` imported pairs (questioner tower trained)."""
-    from assistant.importers import mqd
-    from assistant.memory import Memory
+    from assistant.people.importers import mqd
+    from assistant.memory.memory import Memory
     from assistant.pipeline import Assistant
     from assistant.settings import load_settings
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = load_settings(data_dir=data_dir, max_tokens=max_tokens, temperature=0.0, seed=0)
     store = Store(settings.database_path)
@@ -71,10 +71,9 @@ def instrument(assistant) -> tuple[Steps, dict]:
     steps.wrap(assistant.memory.encoders, "queries", "embed")
     steps.wrap(pipeline, "recall", "recall")
     steps.wrap(assistant.router, "choose", "route")
-    steps.wrap(assistant, "_prompt", "prompt")
-    for name in ("begin_exchange", "record_recall", "complete_exchange"):
-        steps.wrap(assistant.store, name, "store")
-    steps.wrap(assistant.routes, "record", "store")
+    steps.wrap(assistant.on_device, "prompt", "prompt")
+    for name in ("begin_exchange", "record_recall", "record", "complete_exchange"):
+        steps.wrap(assistant.log, name, "store")
     steps.wrap(assistant.memory, "remember", "store")
     local = assistant.local
     stream = local.stream
@@ -170,13 +169,15 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
 
 
 def captured_exchange(assistant) -> int:
-    return assistant.store.rows("SELECT MAX(id) AS id FROM exchanges")[0]["id"]
+    from assistant.store import bulk
+
+    return bulk.last_exchange_id(assistant.store)
 
 
 def forget(assistant, exchange_id: int) -> None:
-    with assistant.store.transaction() as db:
-        db.execute("DELETE FROM vectors WHERE exchange_id = ?", (exchange_id,))
-        db.execute("DELETE FROM exchanges WHERE id = ?", (exchange_id,))
+    from assistant.store import bulk
+
+    bulk.discard(assistant.store, exchange_id)
     assistant.memory.index.remove([exchange_id])
 
 
