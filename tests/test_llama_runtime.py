@@ -2,7 +2,7 @@
 
 The checks hold on any CPU: the decision reads the real library's system info, the wiring is
 checked with the decision forced both ways, the OpenAI-compatible server the tests use is built
-by the same code, and a source walk keeps ``assistant/llama_runtime.py`` the only place a model
+by the same code, and a source walk keeps ``assistant/models/llama_runtime.py`` the only place a model
 is created. On a CPU with AMX the decode canary runs the crashing shape in a child process, so
 a segmentation fault fails the test instead of killing the run.
 """
