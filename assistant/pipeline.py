@@ -28,6 +28,7 @@ from assistant.route_log import RouteLog
 from assistant.router import Route, Router
 from assistant.settings import CloudMode, Settings
 from assistant.store import Exchange, GenerationStats, Profile, Session, Store
+from assistant.turn_options import TurnOptions
 from profiles.identify import AUTO, Identification, detect, identify
 
 
@@ -110,9 +111,11 @@ class Assistant:
         mode: CloudMode | None = None,
         create_speaker: bool = False,
         among: Collection[int] | None = None,
+        options: TurnOptions = TurnOptions(),
     ) -> Iterator[TurnEvent]:
         """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect among the
-        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None)."""
+        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None).
+        ``options`` carry a caller's sampling and instructions (the API's); the defaults are the settings'."""
         text = clean_message(message, self.settings.max_message_chars)
         person, guess = self._identify(text, speaker, session_id, create_speaker, among)
         if person is None:
@@ -130,7 +133,7 @@ class Assistant:
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
             self.routes.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            yield from reply.collect(self._reply(route, person, recollection, text, exchange_id))
+            yield from reply.collect(self._reply(route, person, recollection, text, exchange_id, options))
         except BaseException as error:  # includes the consumer closing the stream early
             self.store.fail_exchange(exchange_id, _describe(error), reply.text)
             raise
@@ -150,12 +153,12 @@ class Assistant:
         yield from map(Chunk, self.local.stream(prompt, stop=prompts.stop_strings(person.name)))
 
     def _reply(self, route: Route, person: Profile, recollection: Recollection, text: str,
-               exchange_id: int) -> Iterator[Answering | Chunk | Rerouted]:
+               exchange_id: int, options: TurnOptions) -> Iterator[Answering | Chunk | Rerouted]:
         """The reply's text from where the route says; a failed cloud turn is answered here."""
         if route.target == "cloud":
             yield Answering("cloud", self.escalation.model_name)
             try:
-                yield from map(Chunk, self.escalation.stream(exchange_id, recollection.history, text))
+                yield from map(Chunk, self.escalation.stream(exchange_id, recollection.history, text, options))
                 return
             except (CloudError, PrivacyError) as error:
                 note = fallback_note(error)
@@ -167,13 +170,16 @@ class Assistant:
             others = [m for m in recollection.memories if m.exchange.id != route.cached.id]
             recollection = replace(recollection, memories=[cached, *others][: max(self.settings.recall_k, 1)])
         stop = prompts.stop_strings(person.name, recollection.memories)
-        yield from map(Chunk, self.local.stream(self._prompt(person, recollection, text), stop=stop))
+        prompt = self._prompt(person, recollection, text, options.instructions)
+        yield from map(Chunk, self.local.stream(prompt, stop=stop, sampling=options.sampling))
 
-    def _prompt(self, person: Profile, recollection: Recollection, text: str):
-        """Persona, who is asking and their memories, the conversation so far, the message."""
+    def _prompt(self, person: Profile, recollection: Recollection, text: str, instructions: str = ""):
+        """Persona (and the caller's instructions), who is asking and their memories, the
+        conversation so far, the message."""
         chars = self.settings.recall_example_chars
+        persona = "\n".join(filter(None, (self.settings.system_prompt, instructions)))
         return self.local.fit(
-            prompts.system_message(self.settings.system_prompt, person.name, recollection.memories, chars),
+            prompts.system_message(persona, person.name, recollection.memories, chars),
             prompts.example_messages(recollection.memories, chars) + prompts.history_messages(recollection.history),
             prompts.user_message(text),
         )
