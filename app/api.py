@@ -20,6 +20,7 @@ only says who is asking, which conversation it is and which cloud mode the model
 from __future__ import annotations
 
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -41,7 +42,7 @@ from assistant.turn_options import Sampling, TurnOptions
 from profiles.identify import AUTO
 
 PERSON_HEADER, CONVERSATION_HEADER, CREATE_HEADER = "x-confidant-person", "x-confidant-conversation", "x-confidant-create-person"
-STATUS = {InputError: 400, NotFoundError: 404}
+STATUS = {InputError: (400, "invalid_request"), NotFoundError: (404, "not_found")}  # the rest: 503, server_error
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class Endpoint:
 
     def _person(self, caller: Caller, body: ChatRequest, headers) -> Profile | None:
         """The profile named by the request (None: detect), created if the request asks to."""
-        name = (headers.get(PERSON_HEADER) or body.user or "").strip()
+        # URL-unquoted: Open WebUI's forwarded user name (README) arrives quoted
+        name = (urllib.parse.unquote(headers.get(PERSON_HEADER, "")) or body.user or "").strip()
         if not name or name.lower() == AUTO:
             return None
         for profile in self.access.people(caller):
@@ -285,7 +287,7 @@ def _error_response(error: ConfidantError) -> JSONResponse:
     if isinstance(error, ApiError):
         status, type_, code, headers, param = error.status, error.type, error.code, error.headers, error.param
     else:
-        status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 503)
+        status, code = next((found for kind, found in STATUS.items() if isinstance(error, kind)), (503, "unavailable"))
         type_ = "invalid_request_error" if status < 500 else "server_error"
-        code, headers, param = type(error).__name__.removesuffix("Error").lower() or "error", {}, None
+        headers, param = {}, None
     return JSONResponse(error_body(str(error), type_, code, param), status_code=status, headers=headers)
