@@ -99,20 +99,24 @@ class Users:
         """Re-read the file if it changed since it was read or written here (a key was issued or
         revoked by ``confidant users key`` while serving); a file gone bad keeps the last good logins."""
         with self._lock:
-            stamp = _stamp(self.path)
-            if stamp == self._stamp:
-                return
-            try:
-                self.users = Users.load(self.path).users
-            except ConfigError:
-                return
-            self._stamp = stamp
+            self._reload_if_changed()
+
+    def _reload_if_changed(self) -> None:  # the caller holds the lock
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        try:
+            self.users = Users.load(self.path).users
+        except ConfigError:
+            return
+        self._stamp = stamp
 
     def get(self, login: str | None) -> User | None:
         return self.users.get(login or "")
 
     def grant(self, login: str, profile: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             user = self.users[login]
             if not user.admin and profile.casefold() not in {p.casefold() for p in user.profiles}:
                 user.profiles.append(profile)
@@ -120,23 +124,25 @@ class Users:
 
     def renamed(self, old: str, new: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             for user in self.users.values():
                 user.profiles = [new if p.casefold() == old.casefold() else p for p in user.profiles]
             self.save()
 
     def removed(self, name: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             for user in self.users.values():
                 user.profiles = [p for p in user.profiles if p.casefold() != name.casefold()]
             self.save()
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         status = path.stat()
     except OSError:
         return None
-    return status.st_mtime_ns, status.st_size
+    return status.st_ino, status.st_mtime_ns, status.st_size  # an atomic write is a new inode
 
 
 def add_user(path: Path | str, login: str, password: str, profiles: list[str], admin: bool = False) -> User:

@@ -123,6 +123,10 @@ def test_api_keys_are_stored_hashed_found_revoked_and_wrong_ones_lock_the_addres
     assert check.login(key, "10.0.0.3") == "dad"  # other addresses are not locked out
     with pytest.raises(NotFoundError):
         api_keys.issue(users, "nobody")
+    serving = Users.load(path)  # the server's copy; the CLI revokes meanwhile, then the server grants a profile
+    api_keys.revoke(Users.load(path), "dad")
+    serving.grant("dad", "Sam")
+    assert Users.load(path).get("dad").keys == [] and Users.load(path).get("dad").profiles == ["Dad", "Sam"]
 
 
 def test_histories_are_matched_to_the_right_stored_conversation(store, settings):
