@@ -56,6 +56,7 @@ def routes(assistant: Assistant, users: Users | None) -> APIRouter:
     api = Endpoint(assistant, users)
     router = APIRouter(prefix="/v1")
     router.add_api_route("/models", api.list_models, methods=["GET"])
+    router.add_api_route("/models/{model}", api.one_model, methods=["GET"])
     router.add_api_route("/chat/completions", api.chat, methods=["POST"])
     return router
 
@@ -75,6 +76,17 @@ class Endpoint:
         except ConfidantError as error:
             return _error_response(error)
         return JSONResponse(models(self.started))
+
+    async def one_model(self, request: Request, model: str) -> Response:
+        try:
+            self._caller(request)
+            found = [m for m in models(self.started)["data"] if m["id"] == model]
+            if not found:
+                raise ApiError(404, f"The model {model!r} does not exist; use one of {', '.join(MODELS)}.",
+                               code="model_not_found", param="model")
+        except ConfidantError as error:
+            return _error_response(error)
+        return JSONResponse(found[0])
 
     async def chat(self, request: Request) -> Response:
         try:

@@ -41,6 +41,9 @@ def test_the_readme_openai_example_streams_and_answers_and_stores_under_the_pers
     url, data_dir = server
     ids = [m.id for m in client(url).models.list()]
     assert ids == ["confidant", "confidant-local", "confidant-cloud"]
+    assert client(url).models.retrieve("confidant-cloud").id == "confidant-cloud"
+    with pytest.raises(openai.NotFoundError):
+        client(url).models.retrieve("gpt-4o")
     with pytest.raises(openai.NotFoundError) as unknown:  # Ann does not exist yet, and was not asked for
         client(url).chat.completions.create(model="confidant", user="Ann", messages=[{"role": "user", "content": "hi"}])
     assert unknown.value.body["code"] == "person_not_found" and count(data_dir) == (0, 0)
