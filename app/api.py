@@ -153,9 +153,10 @@ class Endpoint:
         s = self.settings
         asked = read_messages(body.plain_messages(), s.max_message_chars, s.api_system_chars)
         options = TurnOptions(_sampling(s, body), asked.instructions)
-        person = self._person(caller, body, headers)
+        named = _conversation_header(headers)
+        person = self._person(caller, body, headers)  # the last check: it may create the person
         allowed = [person.id] if person else [p.id for p in self.access.people(caller)]
-        placement = place(self.store, allowed, asked, _conversation_header(headers))
+        placement = place(self.store, allowed, asked, named)
         if placement.answered is not None:  # a resend of a request already answered
             return self._replay(placement.answered, body.stream)
         turn = Turn(self, asked, person, allowed, placement.session_id, MODELS[body.model], options)
