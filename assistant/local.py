@@ -9,7 +9,8 @@ Contract:
   template that does not compile, tries something the sandbox forbids or fails to render is a
   ``ModelError`` naming the file, at load time or at the turn, never a raw Jinja error.
 - ``stream(prompt)`` yields the reply as text chunks, one generation at a time: a lock keeps
-  concurrent users from corrupting the shared llama.cpp state; others wait their turn.
+  concurrent users from corrupting the shared llama.cpp state; others wait their turn. It samples
+  as the settings say, or as a turn's ``Sampling`` (``assistant.turn_options``) says.
 The engine knows nothing about who is asking or where the messages came from.
 """
 
