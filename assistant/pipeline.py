@@ -34,6 +34,7 @@ from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
 from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
 from assistant.store.turn_log import TurnLog
+from assistant.turn_options import TurnOptions
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,11 @@ class Assistant:
         mode: CloudMode | None = None,
         create_speaker: bool = False,
         among: Collection[int] | None = None,
+        options: TurnOptions = TurnOptions(),
     ) -> Iterator[TurnEvent]:
         """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect among the
-        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None)."""
+        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None).
+        ``options`` carry a caller's sampling and instructions (the API's); the defaults are the settings'."""
         text = clean_message(message, self.settings.max_message_chars)
         person, guess = self._identify(text, speaker, session_id, create_speaker, among)
         if person is None:
@@ -142,7 +145,7 @@ class Assistant:
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
             self.log.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            question = Question(exchange_id, person.name, text, recollection.history, recollection.memories)
+            question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options)
             yield from reply.collect(self._reply(route.model, question))
         except BaseException as error:  # includes the consumer closing the stream early
             self.log.fail_exchange(exchange_id, _describe(error), reply.text)

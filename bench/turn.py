@@ -78,9 +78,9 @@ def instrument(assistant) -> tuple[Steps, dict]:
     local = assistant.local
     stream = local.stream
 
-    def capturing(prompt, seed=None, stop=()):
+    def capturing(prompt, seed=None, stop=(), sampling=None):
         captured.update(prompt=prompt, stop=list(stop))
-        return stream(prompt, seed=seed, stop=stop)
+        return stream(prompt, seed=seed, stop=stop, sampling=sampling)
 
     local.stream = capturing
     return steps, captured
@@ -156,7 +156,8 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
         if isinstance(event, Answering):
             break
     stream = assistant.local.stream
-    assistant.local.stream = lambda prompt, seed=None, stop=(): captured.update(prompt=prompt, stop=list(stop)) or iter(())
+    assistant.local.stream = lambda prompt, seed=None, stop=(), sampling=None: (
+        captured.update(prompt=prompt, stop=list(stop)) or iter(()))
     try:
         for _ in events:
             pass

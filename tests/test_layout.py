@@ -80,7 +80,8 @@ APP_MAY_IMPORT = {
     "assistant", "assistant.pipeline", "assistant.people.service",
     "assistant.errors", "assistant.settings", "assistant.inputs", "assistant.files", "assistant.store.store",
     "assistant.doctor", "assistant.evaluation", "assistant.training.router", "assistant.models.cloud",
-    "assistant.people.importers", "assistant.models.privacy",
+    "assistant.people.importers", "assistant.models.privacy", "assistant.turn_options",
+    "assistant.conversations",
 }
 
 

@@ -30,6 +30,7 @@ from assistant.errors import CloudError, PrivacyError
 from assistant.models.escalation import fallback_note
 from assistant.settings import Settings
 from assistant.store.store import Exchange
+from assistant.turn_options import TurnOptions
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Question:
     text: str
     history: list[Exchange] = field(default_factory=list)  # this conversation's recent exchanges
     memories: list = field(default_factory=list)  # the person's recalled exchanges, best first
+    options: TurnOptions = TurnOptions()  # a caller's sampling and instructions (the API's)
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,19 @@ class OnDevice:
         return self._local().name
 
     def prompt(self, question: Question):
+        """Persona (and the caller's instructions), who is asking and their memories, the
+        conversation so far, the message."""
         chars = self.settings.recall_example_chars
+        persona = "\n".join(filter(None, (self.settings.system_prompt, question.options.instructions)))
         return self._local().fit(
-            prompts.system_message(self.settings.system_prompt, question.speaker, question.memories, chars),
+            prompts.system_message(persona, question.speaker, question.memories, chars),
             prompts.example_messages(question.memories, chars) + prompts.history_messages(question.history),
             prompts.user_message(question.text),
         )
 
     def answer(self, question: Question) -> Iterator[str]:
         stop = prompts.stop_strings(question.speaker, question.memories)
-        yield from self._local().stream(self.prompt(question), stop=stop)
+        yield from self._local().stream(self.prompt(question), stop=stop, sampling=question.options.sampling)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from assistant.models.breaker import CircuitBreaker, shared_breaker
 from assistant.models.cloud_reply import CancellableTransport, Reply, Transient, status_message
 from assistant.errors import CloudError
 from assistant.settings import Settings
+from assistant.turn_options import Sampling
 
 Message = dict  # {"role": ..., "content": str}
 # The client describes this machine (OS, CPU, Python) to the endpoint by default; it needn't know.
@@ -53,18 +54,24 @@ class CloudModel:
             default_headers={name: openai.Omit() for name in _FINGERPRINT_HEADERS},
         )
 
-    def request_body(self, messages: list[Message], max_tokens: int | None = None) -> dict:
+    def request_body(self, messages: list[Message], max_tokens: int | None = None,
+                     sampling: Sampling | None = None) -> dict:
         """The exact JSON body sent for ``messages`` (log this, never the unredacted messages)."""
         s = self.settings
-        return {"model": s.cloud_model, "messages": messages, "stream": True,
+        body = {"model": s.cloud_model, "messages": messages, "stream": True,
                 "max_tokens": max_tokens or s.max_tokens, "temperature": s.temperature, "top_p": s.top_p}
+        if sampling is not None:  # a caller's overrides (the API's), already within the settings' bounds
+            body.update(max_tokens=max_tokens or sampling.max_tokens, temperature=sampling.temperature,
+                        top_p=sampling.top_p)
+            body.update({k: v for k, v in (("stop", list(sampling.stop)), ("seed", sampling.seed)) if v not in ([], -1)})
+        return body
 
-    def stream(self, messages: list[Message]) -> Iterator[str]:
+    def stream(self, messages: list[Message], sampling: Sampling | None = None) -> Iterator[str]:
         """Yield the reply to ``messages`` chunk by chunk; raises ``CloudError``."""
         self.breaker.acquire()
         verdict = None
         try:
-            yield from self._stream(self.request_body(messages))
+            yield from self._stream(self.request_body(messages, sampling=sampling))
             verdict = True
         except CloudError:
             verdict = False

@@ -21,6 +21,7 @@ from assistant.errors import CloudError, CloudUnavailable, PrivacyError
 from assistant.store.turn_log import TurnLog
 from assistant.settings import Settings
 from assistant.store.store import Exchange, Store
+from assistant.turn_options import TurnOptions
 
 
 class Escalation:
@@ -40,21 +41,24 @@ class Escalation:
 
     def answer(self, question) -> Iterator[str]:
         """The ``ChatModel`` side: what a cloud turn may carry of ``question`` (``messages``)."""
-        return self.stream(question.exchange_id, question.history, question.text)
+        return self.stream(question.exchange_id, question.history, question.text, question.options)
 
-    def messages(self, history: list[Exchange], text: str) -> list[dict]:
-        """Persona, a short recent context and the message: everything a cloud turn may carry."""
+    def messages(self, history: list[Exchange], text: str, instructions: str = "") -> list[dict]:
+        """Persona (and the caller's instructions), a short recent context and the message:
+        everything a cloud turn may carry."""
         cut = self.settings.cloud_context_chars
         turns = self.settings.cloud_context_turns
         recent = history[-turns:] if turns else []
         context = [m for e in recent for m in ({"role": "user", "content": e.user_text[:cut]},
                                                {"role": "assistant", "content": (e.reply or "")[:cut]})]
-        return [{"role": "system", "content": self.settings.system_prompt}, *context, {"role": "user", "content": text}]
+        system = "\n".join(filter(None, (self.settings.system_prompt, instructions)))
+        return [{"role": "system", "content": system}, *context, {"role": "user", "content": text}]
 
-    def stream(self, exchange_id: int, history: list[Exchange], text: str) -> Iterator[str]:
-        redacted = privacy.redact(self.messages(history, text), self.deny_names())
-        self.log.record_payload(exchange_id, self.cloud.request_body(redacted.messages))
-        yield from redacted.restore_stream(self.cloud.stream(redacted.messages))
+    def stream(self, exchange_id: int, history: list[Exchange], text: str,
+               options: TurnOptions = TurnOptions()) -> Iterator[str]:
+        redacted = privacy.redact(self.messages(history, text, options.instructions), self.deny_names())
+        self.log.record_payload(exchange_id, self.cloud.request_body(redacted.messages, sampling=options.sampling))
+        yield from redacted.restore_stream(self.cloud.stream(redacted.messages, options.sampling))
 
     def deny_names(self) -> list[str]:
         """Everyone the household knows (people from imported chats are profiles too) and ``private_names``."""

@@ -9,7 +9,8 @@ Contract:
   template that does not compile, tries something the sandbox forbids or fails to render is a
   ``ModelError`` naming the file, at load time or at the turn, never a raw Jinja error.
 - ``stream(prompt)`` yields the reply as text chunks, one generation at a time: a lock keeps
-  concurrent users from corrupting the shared llama.cpp state; others wait their turn.
+  concurrent users from corrupting the shared llama.cpp state; others wait their turn. It samples
+  as the settings say, or as a turn's ``Sampling`` (``assistant.turn_options``) says.
 The engine knows nothing about who is asking or where the messages came from.
 """
 
@@ -24,6 +25,7 @@ from jinja2 import TemplateError
 
 from assistant.errors import InputError, ModelError
 from assistant.settings import Settings
+from assistant.turn_options import Sampling
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -133,20 +135,23 @@ class LocalModel:
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the local model failed while generating: {error}") from None
 
-    def stream(self, prompt: Prompt, seed: int | None = None, stop: list[str] = ()) -> Iterator[str]:
-        """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated."""
+    def stream(self, prompt: Prompt, seed: int | None = None, stop: list[str] = (),
+               sampling: Sampling | None = None) -> Iterator[str]:
+        """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated.
+        ``sampling`` overrides the settings' (already within their bounds, see ``Sampling.within``)."""
         s = self.settings
+        use = sampling or Sampling.of(s)
         with self._lock:
             try:
                 for chunk in self.llm.create_completion(
                     prompt.tokens,
-                    max_tokens=s.max_tokens,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
+                    max_tokens=use.max_tokens,
+                    temperature=use.temperature,
+                    top_p=use.top_p,
                     top_k=s.top_k,
                     repeat_penalty=s.repeat_penalty,
-                    seed=s.seed if seed is None else seed,
-                    stop=[*prompt.stop, *stop],
+                    seed=use.seed if seed is None else seed,
+                    stop=[*prompt.stop, *stop, *use.stop],
                     stream=True,
                 ):
                     text = chunk["choices"][0]["text"]

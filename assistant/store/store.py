@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 import sqlite_utils
@@ -321,6 +321,16 @@ class Store:
             params,
         )
         return [Exchange(**row) for row in rows]
+
+    def sessions_with_message(self, profile_ids: Collection[int], user_text: str, limit: int) -> list[int]:
+        """The conversations of these people with a complete exchange asking exactly ``user_text``,
+        most recently updated first."""
+        rows = self.rows(
+            """SELECT DISTINCT s.id AS session_id, s.updated_at FROM exchanges e JOIN sessions s ON s.id = e.session_id
+               WHERE s.profile_id IN (SELECT value FROM json_each(?)) AND e.status = 'complete' AND e.user_text = ?
+               ORDER BY s.updated_at DESC, s.id DESC LIMIT ?""",
+            (json.dumps(sorted(profile_ids)), user_text, limit))
+        return [r["session_id"] for r in rows]
 
     def pending_ids(self) -> list[int]:
         """Exchanges whose reply never finished (a crash, or a turn running elsewhere), in order."""
