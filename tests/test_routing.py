@@ -25,10 +25,17 @@ def question(text, answers, kind):
 
 @pytest.mark.parametrize("answer, expected", [
     ("She makes $18 every day.", True), ("So 16 - 3 - 4 = 9 eggs, 9 * 2 = 18", True), ("18.0", True),
-    ("It is 1,800", False), ("no idea", False), ("She makes 18 dollars, or 20", False),
+    ("#### 18", True), ("The answer is $18.00.", True), ("It is 1,800", False), ("no idea", False),
+    ("She makes 18 dollars, or 20", False),          # the final number counts, not the first
+    ("18 eggs, so 16 - 3 - 4 = 9", False), ("20-2", False),  # "-2" after a digit is a minus, not minus two
 ])
-def test_numeric_checker_takes_the_last_number(answer, expected):
+def test_numeric_checker_takes_the_final_number(answer, expected):
     assert is_correct(answer, question("How much?", ["18"], "numeric")) is expected
+
+
+def test_numeric_checker_reads_a_negative_number():
+    assert is_correct("It falls to -5 degrees.", question("How cold?", ["-5"], "numeric"))
+    assert not is_correct("10-5", question("How cold?", ["-5"], "numeric"))
 
 
 @pytest.mark.parametrize("answer, expected", [
@@ -42,16 +49,42 @@ MC = "Which gas do plants take in?\nA. oxygen\nB. carbon dioxide\nC. helium\nD. 
 
 
 @pytest.mark.parametrize("answer, expected", [
-    ("B", True), ("B. carbon dioxide", True), ("The answer is B.", True), ("(B)", True),
-    ("Plants take in carbon dioxide.", True), ("A", False), ("oxygen or carbon dioxide", False), ("A plant", False),
+    # committing to exactly one option, the gold one
+    ("B", True), ("(B)", True), ("B.", True), ("**B**", True), ("B. carbon dioxide", True), ("B) carbon dioxide", True),
+    ("The answer is B.", True), ("Answer: (B)", True), ("The correct answer is B because plants breathe it.", True),
+    ("Plants take in carbon dioxide.", True), ("carbon dioxide", True),
+    # a wrong option, or no commitment at all
+    ("A", False), ("A. oxygen", False), ("The answer is A.", False),
+    ("A plant takes in gases.", False),                       # a sentence starting with "A" chooses nothing
+    ("A hollow tube carries carbon dioxide and oxygen", False),
+    ("The answer is A hollow tube.", False),
+    ("A. oxygen\nB. carbon dioxide", False),                   # listing options chooses none of them
+    ("B. carbon dioxide\nC. helium", False), ("A\nB", False), ("B or C", False),
+    ("A. carbon dioxide", False),                              # a letter with another choice's text
+    ("oxygen or carbon dioxide", False), ("The answer is B.\nThe answer is C.", False),
+    ("E.g. plants need light.", False), ("I don't know.", False), ("", False), ("F", False),
 ])
-def test_multiple_choice_checker_reads_a_letter_or_the_choice_text(answer, expected):
+def test_multiple_choice_checker_needs_exactly_one_committed_option(answer, expected):
     assert is_correct(answer, question(MC, ["B", "carbon dioxide"], "mc")) is expected
 
 
-def test_yes_no_checker():
-    assert is_correct("Yes, it is.", question("Is it?", ["yes"], "yesno"))
-    assert not is_correct("No.", question("Is it?", ["yes"], "yesno"))
+def test_multiple_choice_checker_counts_a_choice_inside_a_longer_one_once():
+    dogs = "Which is food?\nA. dog\nB. hot dog\nC. cat"
+    assert is_correct("A hot dog, of course.", question(dogs, ["B", "hot dog"], "mc"))
+    assert not is_correct("A hot dog, of course.", question(dogs, ["A", "dog"], "mc"))
+
+
+@pytest.mark.parametrize("answer, gold, expected", [
+    ("Yes, it is.", "yes", True), ("yes", "yes", True), ("No.", "yes", False), ("No, it is not.", "no", True),
+    ("Yes. There is no doubt about it.", "yes", True),       # opens with yes: "no doubt" is not an answer
+    ("The answer is no.", "no", True), ("I think the answer is yes, though no one knows.", "yes", True),
+    ("True", "yes", True), ("False.", "yes", False), ("It is, yes.", "yes", True),
+    ("Yes or no?", "yes", False), ("Yes and no.", "no", False), ("yes/no", "yes", False),
+    ("Some say yes, some say no.", "yes", False),            # both, neither leading
+    ("Maybe.", "yes", False), ("", "no", False), ("Nothing is certain.", "no", False),
+])
+def test_yes_no_checker_needs_a_committed_answer(answer, gold, expected):
+    assert is_correct(answer, question("Is it?", [gold], "yesno")) is expected
 
 
 def test_a_malformed_question_file_names_the_line(tmp_path):
