@@ -149,8 +149,12 @@ def test_auto_sends_a_hard_question_to_the_cloud_and_keeps_chat_local_with_reaso
     hal = assistant.store.add_profile("Hal")
     _, hard = turn(assistant, HARD, hal.id)
     assert hard.route == "cloud" and hard.route_reason.startswith("hard: arithmetic word problem, score ")
+    shown = float(hard.route_reason.split(" ≥ ")[1].split(",")[0])  # the threshold in force, on the status line
+    assert shown == pytest.approx(assistant.router.model.threshold(0.3), abs=0.01)
+    assert hard.route_reason.endswith("the threshold for a 30% cloud budget, calibrated on the shipped stream")
     _, easy = turn(assistant, "hey, how was your weekend?", hal.id)
     assert easy.route == "local" and easy.route_reason.startswith("easy: conversation, score ")
+    assert easy.route_reason.endswith("calibrated on 1 scored turn here")  # it moved with the first turn
     assert 0.0 <= easy.route_score < hard.route_score <= 1.0
 
 

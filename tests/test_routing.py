@@ -111,19 +111,52 @@ def test_the_shipped_router_scores_questions_above_conversation():
 def test_the_routing_benchmark_end_to_end(tmp_path):
     settings = load_settings(data_dir=tmp_path / "data")
     results = routing.run(QUESTIONS, FIXTURES / "mqd" / "test.jsonl.gz", tmp_path / "out", settings, limit=2,
-                          chat_share=0.5, budget=0.3, seed=0, progress=False)
+                          chat_shares=(0.5, 0.2, 0.8), budget=0.3, seed=0, progress=False)
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))
     assert (tmp_path / "out" / "routing.png").stat().st_size > 1000
-    assert saved["n"] == 24 and saved["n_questions"] == 12 and saved["n_chat"] == 12
+    assert saved["n"] == 24 and saved["n_questions"] == 12 and saved["n_chat"] == 12 and saved["chat_share"] == 0.5
     assert 0.5 <= saved["local_accuracy"] <= 1.0  # the conversation half counts as answered
-    assert {"budget", "cloud_rate", "accuracy", "gap_recovered"} <= set(saved["at_budget"])
+    at_budget = saved["at_budget"]
+    assert {"budget", "cloud_rate", "budget_adherence", "accuracy", "gap_recovered", "oracle_gap_recovered",
+            "threshold", "cloud_tokens"} <= set(at_budget)
+    assert at_budget["budget_adherence"] == pytest.approx(abs(at_budget["cloud_rate"] - 0.3), abs=1e-4)
     assert set(saved["baselines"]) == {"random", "length", "oracle"}
-    assert saved["baselines"]["oracle"]["gap_recovered"] >= saved["at_budget"]["gap_recovered"] - 1e-9
+    assert saved["baselines"]["oracle"]["cloud_rate"] == at_budget["cloud_rate"]
+    assert saved["baselines"]["oracle"]["gap_recovered"] >= at_budget["gap_recovered"] - 1e-9
     assert saved["curve"][0][0] == 0.0 and saved["curve"][-1] == [1.0, 1.0]
     assert saved["router_ms_p95"] >= saved["router_ms_p50"] > 0
-    assert saved["cache_replay"]["cloud_rate_with_cache"] <= saved["cache_replay"]["cloud_rate_without_cache"]
+    # one stream per chat share, each replayed in order, shuffled and in bursts
+    assert {share: s["n"] for share, s in saved["streams"].items()} == {"0.5": 24, "0.2": 15, "0.8": 60}
+    for stream in saved["streams"].values():
+        for order in ("shuffled", "bursts"):
+            assert 0 <= stream[order]["cloud_rate"] <= 1 and stream[order]["n"] == stream["n"]
+    assert saved["streams"]["0.5"]["shuffled"] == at_budget
+    # the cloud tokens at the budget: a part of what sending every turn would cost
+    tokens = at_budget["cloud_tokens"]
+    assert tokens["total"] == tokens["prompt"] + tokens["completion_estimate"] > 0
+    assert tokens["total"] < tokens["if_every_turn_went"]
+    assert saved["targets"]["worst_budget_adherence"] == max(
+        s[o]["budget_adherence"] for s in saved["streams"].values() for o in ("shuffled", "bursts"))
+    cache = saved["cache_replay"]
+    assert cache["cloud_rate_with_cache"] <= cache["cloud_rate_without_cache"] and cache["router_choose_ms_p95"] > 0
     assert "assumption" in saved and saved["excluded_as_router_training"] == 0
+
+
+def test_the_routing_benchmark_refuses_a_chat_share_of_one(tmp_path):
+    with pytest.raises(InputError, match="--chat-share"):
+        routing.run(QUESTIONS, FIXTURES / "mqd" / "test.jsonl.gz", tmp_path / "out", load_settings(), chat_shares=(1.0,))
+
+
+def test_stream_orders_keep_every_item_once_and_bursts_come_in_runs():
+    from assistant.evaluation.stream_replay import arrange
+
+    kinds = np.r_[np.ones(100, dtype=bool), np.zeros(300, dtype=bool)]
+    for order in ("shuffled", "bursts"):
+        assert sorted(arrange(kinds, order, seed=1)) == list(range(400))
+    runs = np.count_nonzero(np.diff(kinds[arrange(kinds, "bursts", seed=1)].astype(int)))
+    shuffled_runs = np.count_nonzero(np.diff(kinds[arrange(kinds, "shuffled", seed=1)].astype(int)))
+    assert runs < shuffled_runs / 3
 
 
 def test_training_a_router_round_trips_and_remembers_what_it_saw(tmp_path):
