@@ -188,3 +188,36 @@ def test_a_broken_router_file_is_a_clear_error(tmp_path):
     (tmp_path / "router.npz").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="could not read the router model"):
         DifficultyModel.load(tmp_path / "router.npz")
+
+
+@pytest.mark.parametrize("answer, kind, expected", [
+    ("B", "mc", True), ("Plants take in carbon dioxide.", "mc", True), ("A. oxygen\nB. carbon dioxide", "mc", False),
+    ("A plant breathes.", "mc", False), ("No, never.", "yesno", True), ("Yes or no?", "yesno", False),
+    ("About 40 of them.", "numeric", True), ("Many.", "numeric", False),
+    ("Neil Armstrong", "short", True), ("which gas do plants take in", "short", False), ("", "short", False),
+])
+def test_a_draft_commits_to_an_answer_or_not_without_reading_the_gold(answer, kind, expected):
+    from assistant.evaluation.questions import commits
+
+    text = MC if kind == "mc" else "Which gas do plants take in?"
+    assert commits(answer, question(text, ["unused"], kind)) is expected
+
+
+def test_the_cascade_moves_drafts_that_commit_to_nothing_up_and_reports_its_cost():
+    from assistant.evaluation import cascade
+
+    settings = load_settings()
+    model = DifficultyModel.load(settings.router_path)
+    questions = [q for path in QUESTIONS for q in read_questions(path)][:12]
+    chat = ["hey, how are you doing today?", "I just got back from the gym, so tired lol"] * 6
+    answers = ["I could not say." for _ in questions]     # no draft commits to anything
+    graded = np.zeros(len(questions), dtype=bool)
+    texts = [q.text for q in questions] + chat
+    vectors = np.asarray(shared_general_tower(settings.embedder_path).encode(texts, normalize_embeddings=True))
+    correct = np.r_[graded, np.ones(len(chat), dtype=bool)]
+    scores = model.score(texts, vectors)
+    found = cascade.measure(questions, answers, graded, texts, vectors, correct, scores, 2.0, model, 0.3, 0)
+    assert found["committed_share_of_questions"] == 0.0 and found["local_accuracy_when_committed"] is None
+    assert found["drafted_share"] == pytest.approx(0.5, abs=0.05)   # the questions, not the conversation
+    assert found["cascade"]["auroc"] >= found["fast_score"]["auroc"]  # every uncommitted draft rose
+    assert 0 < found["draft_s_added_per_turn"] <= 2.0

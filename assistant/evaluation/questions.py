@@ -5,6 +5,8 @@ Contract:
   optional ``id`` and ``source``; the source defaults to the file's stem) and raises
   ``InputError`` naming the line of the first malformed record.
 - ``read_chat(path)`` reads the ``query`` fields of an mqd-style file (JSONL, optionally .gz).
+- ``commits(answer, question)`` tells, without the gold answer, whether an answer puts forward
+  exactly one answer of the question's kind (what a cascade can check on a local draft).
 - ``is_correct(answer, question)`` grades a free-text answer with the checker of the question's
   type: ``numeric`` (the final number in the answer, relative tolerance 1e-4), ``short``
   (SQuAD-normalised: a gold answer appears as a whole-word run in the answer), ``mc`` and
@@ -148,9 +150,27 @@ def named_choices(answer: str, choices: dict[str, str]) -> set[str]:
 
 
 def _yesno(answer: str, question: Question) -> bool:
-    gold = _YES_NO.get(normalise(question.answers[0]))
+    said = yes_or_no(answer)
+    return said is not None and said == _YES_NO.get(normalise(question.answers[0]))
+
+
+def yes_or_no(answer: str) -> str | None:
+    """"yes" or "no" when the answer commits to one of them (see the module docstring), else None."""
     committed = _LEADING_YES_NO.match(answer) or _MARKED_YES_NO.search(answer)
     if committed:
-        return _YES_NO[committed.group(1).lower()] == gold
+        return _YES_NO[committed.group(1).lower()]
     said = {_YES_NO[w] for w in re.findall(r"\b(yes|no|true|false)\b", answer.lower())}
-    return said == {gold}
+    return said.pop() if len(said) == 1 else None
+
+
+def commits(answer: str, question: Question) -> bool:
+    """Whether ``answer`` puts forward exactly one answer of the question's kind (no gold read)."""
+    if question.type == "mc":
+        choices = {letter.upper(): normalise(text) for letter, text in _CHOICE.findall(question.text)}
+        return len(chosen_letters(answer, choices) or named_choices(answer, choices)) == 1
+    if question.type == "yesno":
+        return yes_or_no(answer) is not None
+    if question.type == "numeric":
+        return bool(_NUMBER.search(answer))
+    said = normalise(answer)
+    return bool(said) and said not in normalise(question.text)

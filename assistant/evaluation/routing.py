@@ -163,6 +163,7 @@ def replay_streams(chat_shares, n_questions: int, n_chat: int, graded: np.ndarra
 
 def run(data_files, chat_file, out: Path, settings: Settings, limit: int = 40, chat_shares=(0.5,),
         budget: float = 0.3, seed: int = 0, router_path=None, progress: bool = True) -> dict:
+    from assistant.evaluation import cascade
     from assistant.evaluation.cache_replay import replay as cache_replay
 
     if not chat_shares or not all(0 <= share < 1 for share in chat_shares):
@@ -197,6 +198,8 @@ def run(data_files, chat_file, out: Path, settings: Settings, limit: int = 40, c
                     for share, s in streams.items()},
         **router_latency(model, main_texts, vectors[items], tower, budget),
         "by_source": by_source(questions, graded, scores[: len(questions)]),
+        "cascade_on_draft": cascade.measure(questions, answers, graded, main_texts, vectors[items], correct,
+                                            scores[items], generate_s / max(len(questions), 1), model, budget, seed),
         "cache_replay": cache_replay(questions, settings.model_copy(update={"cloud_budget": budget}), model, seed,
                                      progress),
         "timings_s": {"local_answers": round(generate_s, 1)},
@@ -277,6 +280,10 @@ def markdown_table(results: dict) -> str:
             lines.append(f"| {share} | {order} | {r['n']} | {r['cloud_rate']:.3f} | {r['budget_adherence']:.3f} | "
                          f"{r['cloud_rate_first_50']:.3f} | {r['gap_recovered']:.3f} | {r['oracle_gap_recovered']:.3f} | "
                          f"{r['share_of_oracle']} | {r['cloud_tokens']['total']:,} |")
+    fast, slow = results["cascade_on_draft"]["fast_score"], results["cascade_on_draft"]["cascade"]
+    lines.append(f"\ncascade on the local draft: AUROC {fast['auroc']} → {slow['auroc']}, gap recovered "
+                 f"{fast['gap_recovered']:.3f} → {slow['gap_recovered']:.3f}, "
+                 f"+{results['cascade_on_draft']['draft_s_added_per_turn']} s per turn")
     cache = results["cache_replay"]
     lines.append(f"\nsemantic cache replay: cloud-call rate {cache['cloud_rate_without_cache']:.3f} → "
                  f"{cache['cloud_rate_with_cache']:.3f} over {cache['n']} turns")
