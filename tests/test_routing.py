@@ -216,7 +216,7 @@ def test_the_cascade_moves_drafts_that_commit_to_nothing_up_and_reports_its_cost
     vectors = np.asarray(shared_general_tower(settings.embedder_path).encode(texts, normalize_embeddings=True))
     correct = np.r_[graded, np.ones(len(chat), dtype=bool)]
     scores = model.score(texts, vectors)
-    found = cascade.measure(questions, answers, graded, texts, vectors, correct, scores, 2.0, model, 0.3, 0)
+    found = cascade.measure(questions, answers, graded, texts, vectors, correct, scores, 2.0, model, 0.3)
     assert found["committed_share_of_questions"] == 0.0 and found["local_accuracy_when_committed"] is None
     assert found["drafted_share"] == pytest.approx(0.5, abs=0.05)   # the questions, not the conversation
     assert found["cascade"]["auroc"] >= found["fast_score"]["auroc"]  # every uncommitted draft rose

@@ -199,7 +199,7 @@ def run(data_files, chat_file, out: Path, settings: Settings, limit: int = 40, c
         **router_latency(model, main_texts, vectors[items], tower, budget),
         "by_source": by_source(questions, graded, scores[: len(questions)]),
         "cascade_on_draft": cascade.measure(questions, answers, graded, main_texts, vectors[items], correct,
-                                            scores[items], generate_s / max(len(questions), 1), model, budget, seed),
+                                            scores[items], generate_s / max(len(questions), 1), model, budget),
         "cache_replay": cache_replay(questions, settings.model_copy(update={"cloud_budget": budget}), model, seed,
                                      progress),
         "timings_s": {"local_answers": round(generate_s, 1)},
