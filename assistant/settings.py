@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="Seconds one cloud reply may take in all, retries included."
     )
     cloud_max_retries: int = Field(2, ge=0, le=5, description="Retries on 429/5xx/connection errors before the first text.")
-    cloud_budget: float = Field(0.3, ge=0.0, le=1.0, description="Share of Auto turns that may go to the cloud.")
+    cloud_budget: float = Field(0.3, ge=0.0, le=1.0, description="Share of scored Auto turns sent to the cloud (the router's online threshold keeps it).")
     router_path: Path = Field(default_factory=lambda: bundled_router_path(), description="The router's difficulty model (.npz).")
     router_stickiness: float = Field(
         0.15, ge=0.0, le=1.0, description="A follow-up stays on the previous turn's side unless its score moves this much."
