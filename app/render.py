@@ -75,7 +75,7 @@ def payload_message(payload: str | None) -> dict | None:
 def chat_messages(exchanges: list[Exchange], lookup: Lookup) -> list[dict]:
     messages = []
     for exchange in exchanges:
-        messages.append({"role": "user", "content": exchange.user_text})
+        messages.append({"role": "user", "content": model_text(exchange.user_text)})  # shown as markdown: made inert
         for note in (memories_message(exchange.recalled, lookup), payload_message(exchange.cloud_payload)):
             if note:
                 messages.append(note)

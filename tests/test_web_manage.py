@@ -68,7 +68,7 @@ def test_people_are_added_renamed_merged_deleted_exported_and_imported(browser_p
         expect(page.locator("#cf-pp-person input")).to_have_value("Carol")
 
         choose(page, "#cf-pp-person", "Ben")
-        expect(page.locator("#cf-pp-details")).to_contain_text("1 exchanges in 1 conversations")
+        expect(page.locator("#cf-pp-details")).to_contain_text("1 exchange in 1 conversation ")
         page.fill("#cf-pp-rename-to input", "Benjamin")
         page.click("#cf-pp-rename")
         expect(page.locator("#cf-pp-person input")).to_have_value("Benjamin")
