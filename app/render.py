@@ -83,6 +83,13 @@ def chat_messages(exchanges: list[Exchange], lookup: Lookup) -> list[dict]:
     return messages
 
 
+def guess_line(identification, person) -> str:
+    """``🔍 Identified as Maya (91%). Not Maya? It was:``: the profile's own spelling every time,
+    made inert (a name is typed by people)."""
+    said = identification.describe()
+    return f"🔍 {model_line(said[:1].upper() + said[1:])}. Not {model_line(person.name)}? It was:"
+
+
 def session_label(session: Session) -> str:
     when = datetime.fromisoformat(session.updated_at).astimezone().strftime("%b %d, %H:%M")
     return f"{session.title or 'New conversation'} · {when}"

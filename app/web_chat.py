@@ -14,7 +14,7 @@ import gradio as gr
 
 from app import native_memory, render
 from app.sanitize import model_line, model_text
-from app.web_common import Shell, guarded, info, plural, sentence, warn
+from app.web_common import Shell, guarded, info, plural, warn
 from assistant.forgetting import forget_exchanges
 from assistant.errors import ConfidantError, NotFoundError
 from assistant.pipeline import Chunk, Finished, Rerouted, Started, Unsure
@@ -158,9 +158,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         others = [(name, i) for name, i in shell.choices(request) if i != event.person.id]
         return {
             guess_box: gr.update(visible=True),
-            # one spelling of the name: the profile's own (``capitalize`` lowercased it: "maya")
-            guess_text: f"🔍 {model_line(sentence(event.identification.describe()))}. "
-                        f"Not {model_line(event.person.name)}? It was:",
+            guess_text: render.guess_line(event.identification, event.person),
             guess_pick: gr.update(choices=others, value=None),
             last_exchange: event.exchange_id,
         }
@@ -234,7 +232,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                 new_button = gr.Button("+ New conversation", elem_id="cf-new-conversation")
                 temporary = gr.Checkbox(label="Temporary chat (not remembered, memories not used)", elem_id="cf-temporary")
                 conversations = gr.Radio(label="Conversations", choices=[], elem_id="cf-conversations")
-                delete_button = gr.Button("🗑 Delete this conversation…", variant="stop", size="sm",
+                delete_button = gr.Button("Delete this conversation…", variant="stop", size="sm",
                                           elem_id="cf-delete-conversation")
                 with gr.Group(visible=False, elem_id="cf-delete-box") as delete_box:
                     delete_text = gr.Markdown(elem_id="cf-delete-text")

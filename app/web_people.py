@@ -17,6 +17,7 @@ from assistant import archive, curation, portable
 from assistant.errors import InputError, NotFoundError
 
 HEADERS = ["Person", "Exchanges", "Conversations", "First seen", "Last seen", "Cloud share", "Top topics"]
+WIDTHS = ["13%", "10%", "13%", "13%", "13%", "8%", "30%"]  # shares of the width: headers on one line at 1280 px
 
 
 def when(stamp: str | None) -> str:
@@ -193,6 +194,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     with tab:
         pending = gr.State(None)  # the action waiting for its confirmation
         table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, label="Everyone the assistant knows",
+                             column_widths=WIDTHS,
                              elem_id="cf-people-table")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=280):
