@@ -243,7 +243,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                 # LaTeX off: Gradio puts the text of $$…$$ blocks into the page as HTML (see app/sanitize.py).
                 # Gradio's own trash icon only empties the view, which looks like deleting: it is hidden
                 # (assets/style.css); "Delete this conversation…" really deletes.
-                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"],
+                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", show_label=False, height="60vh", buttons=["copy"],
                                   feedback_options=None, latex_delimiters=[])
                 temporary_banner = gr.Markdown("🕶️ **Temporary chat**: nothing here is stored or used as memory.",
                                                visible=False, elem_id="cf-temporary-banner")
