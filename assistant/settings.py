@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Memory and recall
     recall_k: int = Field(3, ge=0, le=20, description="Most past exchanges of the person shown to the model as examples.")
     memory_search_results: int = Field(50, ge=1, le=1000, description="Most memories one search in the Memory tab lists.")
+    memory_search_min_similarity: float = Field(
+        0.3, ge=-1.0, le=1.0, description="A memory found by meaning must be at least this similar (cosine, general tower).")
     recall_candidates: int = Field(50, ge=1, le=1000, description="Nearest exchanges fetched from FAISS before ranking.")
     recall_query_weight: float = Field(0.6, ge=0.0, le=1.0, description="Weight of query similarity (general tower).")
     recall_questioner_weight: float = Field(0.4, ge=0.0, le=1.0, description="Weight of questioner similarity.")

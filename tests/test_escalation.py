@@ -187,7 +187,7 @@ def test_chat_cli_takes_the_cloud_mode_per_run(tmp_path, cloud):
     server = cloud("ok")
     env = {"CONFIDANT_CLOUD_BASE_URL": server.url, "CONFIDANT_CLOUD_MODEL": "fault", "CONFIDANT_MAX_TOKENS": "16",
            "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    command = [sys.executable, "-m", "app.cli", "chat", "--as", "Lee", "--data-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "app.cli", "chat", "--as", "Lee", "--create", "--data-dir", str(tmp_path)]
     done = subprocess.run([*command, "--cloud", "always"], input="hello\n", capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "".join(WORDS)
