@@ -49,12 +49,13 @@ def route_all(texts: list[str], settings: Settings, model: DifficultyModel) -> t
         settings = settings.model_copy(update={"data_dir": Path(tmp)})
         store = Store(settings.database_path)
         memory, person = Memory(settings, store), store.add_profile("replay")
-        router, log = Router(settings, memory, model), TurnLog(store)
+        log = TurnLog(store)
+        router = Router(settings, memory, model, log=log)
         cloud = cached = 0
         choose_ms = []
         for text in texts:
             session = store.new_session(person.id)
-            exchange_id = TurnLog(store).begin_exchange(session.id, person.id, text, [])
+            exchange_id = log.begin_exchange(session.id, person.id, text, [])
             query = memory.encoders.queries([text])[0]
             start = time.perf_counter()
             route = router.choose("auto", person, text, query, session.id)
@@ -63,7 +64,7 @@ def route_all(texts: list[str], settings: Settings, model: DifficultyModel) -> t
             cloud += route.target == "cloud"
             cached += route.cached is not None
             stats = GenerationStats(route.target, "replay", 0.0, 1, 0.0)
-            memory.remember(TurnLog(store).complete_exchange(exchange_id, "(an answer)", stats))
+            memory.remember(log.complete_exchange(exchange_id, "(an answer)", stats))
         store.close()
         return cloud, cached, choose_ms
 
