@@ -14,7 +14,7 @@ from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
-from app import cli_doctor, cli_memory, cli_tools, cli_users
+from app import cli_doctor, cli_memory, cli_tools, cli_tune, cli_users
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.inputs import check_file_size
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     personal.set_defaults(handler=cmd_eval_personalization)
     cli_tools.add_commands(commands, common, evaluations)
     cli_doctor.add_commands(commands, common)
+    cli_tune.add_commands(commands, common)
 
     profiles = commands.add_parser("profiles", help="list, add, rename, delete, export or import people")
     actions = profiles.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -30,7 +30,8 @@ import numpy as np
 from assistant.errors import InputError, NotFoundError
 from assistant.forgetting import forget_exchanges
 from assistant.inputs import clean_message
-from assistant.store import Exchange, Profile, Store, _title
+from assistant.training.adapter import forget_trained_on
+from assistant.store import Exchange, Profile, Store, _title, now
 from profiles.encoding import dialogue_from
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009): damps the top ranks' weight
@@ -156,7 +157,8 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
     dialogues = memory.encoders.dialogues([dialogue_from(u, c, r) for _, u, c, r in changed])
     centroids = memory.vectors.centroids()
     with store.transaction() as db:
-        db.execute("UPDATE exchanges SET user_text = ?, reply = ? WHERE id = ?", (user_text, reply, old.id))
+        db.execute("UPDATE exchanges SET user_text = ?, reply = ?, edited_at = ? WHERE id = ?",
+                   (user_text, reply, now(), old.id))
         db.execute("UPDATE sessions SET title = ? WHERE id = ? AND title = ?",  # a title quoting the old words
                    (_title(user_text), old.session_id, _title(old.user_text)))
         db.conn.executemany("UPDATE exchanges SET context = ? WHERE id = ?", [(c, i) for i, c in contexts.items()])
@@ -170,6 +172,7 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
     memory.save()
     memory.refresh_prototypes([owner])
     store.scrub()
+    forget_trained_on(memory.settings.data_dir, exchange_ids=[old.id])  # it learned the old words
     return store.exchange(old.id)
 
 
@@ -200,4 +203,5 @@ def merge(memory, source: str, target: str) -> Profile:
                     keeping.id))
         db.execute("DELETE FROM profiles WHERE id = ?", (moving.id,))  # its prototype goes with it
     memory.refresh_prototypes([keeping.id])
+    forget_trained_on(memory.settings.data_dir, profile_ids=[moving.id, keeping.id])  # it learned who asked what
     return store.profile(keeping.id)

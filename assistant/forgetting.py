@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timezone
 
 from assistant.errors import InputError
 from assistant.store import Exchange, Store, _title
+from assistant.training.adapter import forget_trained_on
 from profiles.tower import Dialogue
 
 
@@ -105,6 +106,7 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
     memory.save()
     memory.refresh_prototypes([profile.id])
     store.scrub()
+    forget_trained_on(memory.settings.data_dir, exchange_ids=ids)  # a tuned adapter holds their words too
     return len(ids)
 
 

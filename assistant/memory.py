@@ -29,6 +29,7 @@ from assistant.index import MemoryIndex
 from assistant.settings import Settings
 from assistant.store import Exchange, Store
 from assistant.vectors import VectorStore
+from assistant.training.adapter import forget_trained_on
 from profiles.clusters import cluster_queries
 from profiles.encoding import Encoders, dialogue_from
 from profiles.tower import Dialogue, dialogue_text, native_bf16
@@ -209,6 +210,7 @@ class Memory:
                 self._index.remove(ids)
                 self.save()
         self.store.scrub()
+        forget_trained_on(self.settings.data_dir, profile_ids=[profile.id])  # it holds their words too
         return profile
 
     # Clusters and prototypes

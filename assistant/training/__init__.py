@@ -1,0 +1,11 @@
+"""Teaching the local model: LoRA fine-tuning on the household's own dialogues.
+
+- ``dialogues``: which stored exchanges may be learned from, and the ONE speaker-tagged prompt
+  format shared by training and inference.
+- ``model``: the bundled GGUF loaded in torch with a peft LoRA on it.
+- ``querier_loss``: the querier-aware contrastive term (per-cluster heads, prototype bank).
+- ``trainer``: the seeded, time-boxed, cancellable training loop.
+- ``export``: the LoRA written as a llama.cpp GGUF adapter.
+- ``adapter``: the adapter in the data dir (metadata, base-model check, staleness).
+- ``serving``: applying an adapter to a loaded llama.cpp model per request.
+"""
