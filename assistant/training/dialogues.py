@@ -13,6 +13,9 @@ Contract:
   history (``route = 'import'``: the ``--me`` person's replies), replies a person corrected in
   the Memory tab (``edited_at`` set) and answers from the cloud (``route = 'cloud'``, sent only
   with the person's consent). Never the local model's own unedited replies.
+- ``live_prompt(store, asker, message, session_id)`` is the prompt for a live turn: the
+  conversation's previous exchange as context (what the store keeps with the turn), rendered
+  by ``render_prompt``, so once the turn is stored and learned from, training sees the same text.
 - ``source_counts(store)`` says how many of each source there are, per person (for the UI/CLI).
 """
 
@@ -103,3 +106,9 @@ def source_counts(store: Store) -> dict[str, dict[str, int]]:
         person = counts.setdefault(row["name"], {"imported": 0, "corrected": 0, "cloud": 0})
         person[_kind(row)] += 1
     return counts
+
+
+def live_prompt(store: Store, asker: str, message: str, session_id: int | None = None) -> str:
+    last = store.session_exchanges(session_id, last=1, complete_only=True) if session_id else []
+    context = tuple(t for e in last for t in (Turn(asker, e.user_text), Turn(RESPONDER, e.reply or "")))
+    return render_prompt(context, asker, message)

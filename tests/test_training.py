@@ -1,0 +1,178 @@
+"""Teaching the local model, on the real small model and real data from the fixtures.
+
+One short training run (a few dozen steps on the fixture's 350 Friends pairs, one torch thread)
+is shared by the tests of the module: the loss falls, the exported adapter loads in llama.cpp and
+moves the next-token distribution the way the torch model moved, scale 0 is the base exactly,
+the tag at inference is training's, and deleting a person removes the adapter.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import AdapterError, TrainingCancelled, TrainingError
+from assistant.importers import mqd
+from assistant.llama_runtime import create_llama
+from assistant.memory import Memory
+from assistant.settings import load_settings
+from assistant.store import GenerationStats, Store
+from assistant.training import adapter
+from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts
+from assistant.training.model import encode
+from assistant.training.serving import AdapterSwitch, next_token_logits
+from assistant.training.trainer import TuneConfig, tune
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
+RESPONDER = "rachel_green"
+QUICK = TuneConfig(steps=16, batch=4, max_tokens=64, lr=1e-3, validation_share=0.1, seed=0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("tuned") / "data", n_threads=1)
+    memory = Memory(settings, Store(settings.database_path))
+    memory.ingest(mqd.parse(FIXTURES / "train.jsonl.gz", RESPONDER), progress=False)
+    examples = learnable(memory.store)
+    result = tune(examples, settings.model_path, QUICK, progress=False)
+    path = adapter.save(result, settings.data_dir, settings.model_path)
+    return settings, memory, result, path
+
+
+@pytest.fixture(scope="module")
+def llm(trained):
+    settings = trained[0]
+    return create_llama(model_path=str(settings.model_path), n_ctx=512, n_threads=1, verbose=False)
+
+
+def test_only_human_and_cloud_replies_are_learned(settings, store):
+    person = store.add_profile("Sam")
+    session = store.new_session(person.id)
+    local = store.begin_exchange(session.id, person.id, "hi")
+    store.complete_exchange(local, "the local model said this", GenerationStats("local", "smollm2", 1, 1, 1))
+    cloud = store.begin_exchange(session.id, person.id, "hard question", ["hi", "the local model said this"])
+    store.complete_exchange(cloud, "a cloud answer", GenerationStats("cloud", "gpt", 1, 1, 1))
+    imported = store.add_imported_exchange(session.id, person.id, "old question", "my own reply", [], "whatsapp")
+    examples = {e.exchange_id: e for e in learnable(store)}
+    assert set(examples) == {cloud, imported}  # never the local model's own unedited reply
+    with store.transaction() as db:
+        db.execute("UPDATE exchanges SET reply = 'corrected', edited_at = '2026-01-01' WHERE id = ?", (local,))
+    assert local in {e.exchange_id for e in learnable(store)}
+    assert source_counts(store) == {"Sam": {"imported": 1, "corrected": 1, "cloud": 1}}
+
+
+def test_tag_at_inference_is_trainings(settings, store):
+    """The prompt a live turn is answered with is, once stored, the prompt training reads."""
+    person = store.add_profile("Monica Geller")
+    session = store.new_session(person.id)
+    first = store.begin_exchange(session.id, person.id, "How are you?")
+    store.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    at_inference = live_prompt(store, "Monica Geller", "Did you sleep okay?", session.id)
+    context = [e for e in store.session_exchanges(session.id)][-1]
+    second = store.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
+    store.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    stored = next(e for e in learnable(store) if e.exchange_id == second)
+    assert prompt_of(stored) == at_inference
+    assert at_inference.endswith("Monica Geller: Did you sleep okay?\nAssistant:")
+    assert prompt_of(stored, tagged=False).endswith("Someone: Did you sleep okay?\nAssistant:")
+
+
+def test_training_tokens_are_llama_cpps(trained, llm):
+    tokenizer = trained[2].tokenizer
+    prompt = render_prompt([], "Joey Tribbiani", "How you doin'?")
+    ids, labels = encode(tokenizer, prompt, " Fine.\n", 64)
+    assert ids[: labels.count(-100)] == llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    assert [t for t in labels if t != -100] == tokenizer(" Fine.\n", add_special_tokens=False).input_ids
+
+
+def test_loss_falls(trained):
+    result = trained[2]
+    assert result.steps == QUICK.steps and result.tokens > 0
+    assert result.val_nll_after < result.val_nll_before  # held-out reply NLL, never trained on
+
+
+def test_adapter_metadata(trained):
+    settings, memory, result, path = trained
+    info = adapter.load_info(settings.data_dir, settings.model_path)
+    assert info["exchanges"] == len(result.train) and len(info["people"]) == 5
+    assert info["base_model"]["sha256"] == adapter.base_model_hash(settings.model_path)
+    assert info["settings"]["r"] == 16 and info["settings"]["alpha"] == 8.0
+    assert len(info["exchange_ids"]) == 350
+
+
+def test_adapter_changes_llama_cpp_like_torch_and_scale_zero_is_base(trained, llm):
+    import torch
+
+    settings, memory, result, path = trained
+    prompt = prompt_of(result.validation[0])
+    ids = torch.tensor([result.tokenizer(prompt, add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        torch_tuned = result.model(input_ids=ids).logits[0, -1].numpy()
+        with result.model.disable_adapter():
+            torch_base = result.model(input_ids=ids).logits[0, -1].numpy()
+    switch = AdapterSwitch(llm)
+    base = next_token_logits(llm, prompt)
+    switch.use(path, 1.0)
+    tuned = next_token_logits(llm, prompt)
+    switch.use(path, 0.0)
+    zero = next_token_logits(llm, prompt)
+    switch.use(None)
+    assert np.abs(tuned - base).max() > 0.1
+    assert np.corrcoef(tuned - base, torch_tuned - torch_base)[0, 1] > 0.5  # same change, through the Q4_1 base
+    assert np.array_equal(zero, base) and np.array_equal(next_token_logits(llm, prompt), base)
+
+
+def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
+    settings, _, _, path = trained
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF not the same model")
+    with pytest.raises(AdapterError, match="trained for the base model SmolLM2"):
+        adapter.load_info(settings.data_dir, other)
+
+
+def test_too_little_data_says_what_is_needed(settings, store):
+    from assistant.training.teach import teach
+
+    person = store.add_profile("Sam")
+    session = store.new_session(person.id)
+    store.add_imported_exchange(session.id, person.id, "q", "r", [], "whatsapp")
+    with pytest.raises(TrainingError, match="at least 300 exchanges from at least 2 people.*there are 1 from 1"):
+        teach(settings, store)
+    assert not adapter.adapter_path(settings.data_dir).exists()
+
+
+def test_cancel_leaves_no_file(trained, tmp_path):
+    settings = trained[0]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(TrainingCancelled):
+        tune(learnable(trained[1].store), settings.model_path, QUICK, cancel=cancel, progress=False)
+    assert sorted(p.name for p in settings.data_dir.iterdir() if "adapter" in p.name) == [adapter.ADAPTER_FILE]
+
+
+def test_interrupted_write_keeps_the_old_adapter(trained, monkeypatch):
+    import gguf
+
+    settings, _, result, path = trained
+    before = path.read_bytes()
+
+    def fail(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", fail)
+    with pytest.raises(KeyboardInterrupt):
+        adapter.save(result, settings.data_dir, settings.model_path)
+    assert path.read_bytes() == before
+    assert [p.name for p in settings.data_dir.iterdir() if "adapter" in p.name] == [adapter.ADAPTER_FILE]
+
+
+def test_deleting_a_person_removes_the_adapter(trained):
+    """Last in the module: it deletes the adapter the other tests use."""
+    settings, memory, _, path = trained
+    assert path.is_file()
+    memory.delete_profile("Monica Geller")
+    assert not path.exists()
+    assert not list(settings.data_dir.glob("*.gguf")) and not list(settings.data_dir.glob(".*partial"))
