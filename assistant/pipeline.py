@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Collection, Iterator
 
 from assistant import prompts
-from assistant.errors import CloudError, PrivacyError
+from assistant.errors import AdapterError, CloudError, PrivacyError
 from assistant.escalation import Escalation, fallback_note
 from assistant.inputs import clean_message
 from assistant.local import LocalModel
@@ -161,6 +161,11 @@ class Assistant:
                 note = fallback_note(error)
                 self.routes.record_note(exchange_id, note)
                 yield Rerouted(note)
+        tuned = self._tuned(exchange_id)
+        if tuned is not None and route.cached is None:  # the tuned model answers in the voice it learned
+            yield Answering("local", tuned.name)
+            yield from map(Chunk, tuned.stream(self.store.exchange(exchange_id), person.name))
+            return
         yield Answering("local", self.local.name)
         if route.cached is not None:  # the semantic cache: answer from the earlier cloud answer
             cached = Recalled(route.cached, route.cache_similarity, route.cache_similarity, 0.0, True)
@@ -168,6 +173,22 @@ class Assistant:
             recollection = replace(recollection, memories=[cached, *others][: max(self.settings.recall_k, 1)])
         stop = prompts.stop_strings(person.name, recollection.memories)
         yield from map(Chunk, self.local.stream(self._prompt(person, recollection, text), stop=stop))
+
+    def _tuned(self, exchange_id: int):
+        """The tuned local model while its adapter exists (deleting it, e.g. for privacy, ends it);
+        an adapter for another base model is refused, noted under the reply, and the base answers."""
+        from assistant.training.tuned_model import TunedLocal
+
+        current = getattr(self, "_tuned_model", None)
+        if current is None or not current.available:
+            if current is not None:
+                current.close()
+            try:
+                self._tuned_model = TunedLocal.open(self.local, self.settings)
+            except AdapterError as error:
+                self._tuned_model = None
+                self.routes.record_note(exchange_id, str(error))
+        return self._tuned_model
 
     def _prompt(self, person: Profile, recollection: Recollection, text: str):
         """Persona, who is asking and their memories, the conversation so far, the message."""

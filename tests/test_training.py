@@ -70,9 +70,9 @@ def test_tag_at_inference_is_trainings(settings, store):
     session = store.new_session(person.id)
     first = store.begin_exchange(session.id, person.id, "How are you?")
     store.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
-    at_inference = live_prompt(store, "Monica Geller", "Did you sleep okay?", session.id)
     context = [e for e in store.session_exchanges(session.id)][-1]
     second = store.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
+    at_inference = live_prompt(store.exchange(second), "Monica Geller")  # the pending turn, as the pipeline has it
     store.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
     stored = next(e for e in learnable(store) if e.exchange_id == second)
     assert prompt_of(stored) == at_inference
@@ -167,6 +167,22 @@ def test_interrupted_write_keeps_the_old_adapter(trained, monkeypatch):
         adapter.save(result, settings.data_dir, settings.model_path)
     assert path.read_bytes() == before
     assert [p.name for p in settings.data_dir.iterdir() if "adapter" in p.name] == [adapter.ADAPTER_FILE]
+
+
+def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained, llm):
+    from assistant.local import LocalModel
+    from assistant.pipeline import Assistant, Finished
+
+    settings, memory, _, path = trained
+    quick = settings.model_copy(update={"max_tokens": 8, "temperature": 0.0, "seed": 7})
+    local = LocalModel.shared(quick)
+    tuned = [e for e in Assistant(quick, memory.store, local, memory).turn("How are you?", "Monica Geller")
+             if isinstance(e, Finished)][0].exchange
+    assert tuned.route == "local" and tuned.model.endswith(f"+ tuned ({adapter.load_info(settings.data_dir, settings.model_path)['created_at'][:10]})")
+    base_settings = quick.model_copy(update={"use_tuned_model": False})
+    base = [e for e in Assistant(base_settings, memory.store, local, memory).turn("How are you?", "Monica Geller")
+            if isinstance(e, Finished)][0].exchange
+    assert base.model == local.name and path.is_file()
 
 
 def test_deleting_a_person_removes_the_adapter(trained):

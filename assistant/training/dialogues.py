@@ -13,9 +13,9 @@ Contract:
   history (``route = 'import'``: the ``--me`` person's replies), replies a person corrected in
   the Memory tab (``edited_at`` set) and answers from the cloud (``route = 'cloud'``, sent only
   with the person's consent). Never the local model's own unedited replies.
-- ``live_prompt(store, asker, message, session_id)`` is the prompt for a live turn: the
-  conversation's previous exchange as context (what the store keeps with the turn), rendered
-  by ``render_prompt``, so once the turn is stored and learned from, training sees the same text.
+- ``live_prompt(exchange, asker)`` is the prompt a live turn (already begun in the store, so
+  with the context the store keeps for it) is answered with: built from the exchange row
+  exactly as ``learnable`` builds a training dialogue, so training sees the same text.
 - ``source_counts(store)`` says how many of each source there are, per person (for the UI/CLI).
 """
 
@@ -91,12 +91,14 @@ def _context(row: dict) -> tuple[Turn, ...]:
     return tuple(Turn(None, t) for t in texts)
 
 
+def _example(row: dict) -> Example:
+    return Example(row["name"], _context(row), row["user_text"], row["reply"] or "", row["cluster"] or 0, row["id"],
+                   row["profile_id"])
+
+
 def learnable(store: Store) -> list[Example]:
     """Every exchange the model may learn from (see the module contract), oldest first."""
-    return [
-        Example(row["name"], _context(row), row["user_text"], row["reply"], row["cluster"] or 0, row["id"], row["profile_id"])
-        for row in store.rows(LEARNABLE_SQL)
-    ]
+    return [_example(row) for row in store.rows(LEARNABLE_SQL)]
 
 
 def source_counts(store: Store) -> dict[str, dict[str, int]]:
@@ -108,7 +110,9 @@ def source_counts(store: Store) -> dict[str, dict[str, int]]:
     return counts
 
 
-def live_prompt(store: Store, asker: str, message: str, session_id: int | None = None) -> str:
-    last = store.session_exchanges(session_id, last=1, complete_only=True) if session_id else []
-    context = tuple(t for e in last for t in (Turn(asker, e.user_text), Turn(RESPONDER, e.reply or "")))
-    return render_prompt(context, asker, message)
+
+def live_prompt(exchange, asker: str) -> str:
+    """The tagged prompt for a live turn (see the module contract)."""
+    row = {"name": asker, "context": exchange.context, "source": exchange.source, "user_text": exchange.user_text,
+           "reply": None, "cluster": exchange.cluster, "id": exchange.id, "profile_id": exchange.profile_id}
+    return prompt_of(_example(row))

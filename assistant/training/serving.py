@@ -55,6 +55,13 @@ class AdapterSwitch:
         self.llm.reset()  # the cached prompt's keys and values came from the other weights
         self._current = wanted
 
+    def close(self) -> None:
+        """Take every adapter off and free them (the model itself stays)."""
+        self.use(None)
+        for adapter in self._loaded.values():
+            bindings.llama_adapter_lora_free(adapter)
+        self._loaded.clear()
+
     def generate(self, prompt: str, max_tokens: int = 64, seed: int = 0, temperature: float = 0.0,
                  repeat_penalty: float = 1.1) -> str:
         out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed,
