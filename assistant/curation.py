@@ -12,10 +12,12 @@ Contract:
 - ``edit(memory, exchange_id, user_text, reply, owner)``: new text for one memory; its vectors,
   cluster, index entry and the person's prototype follow, the next exchange's context and a
   conversation title made from it quote the new text, and the database file is rewritten so the old text cannot be read back from it.
+  It is marked corrected (``edited_at``), so the local model may learn from it; a tuned adapter that learned the old text is deleted.
 - ``delete(memory, exchange_id, owner)``: one memory gone for good (``forgetting``).
 - ``merge(memory, source, target)``: every conversation and exchange of ``source`` moves to
   ``target`` in one transaction (ids, so the FAISS index, stay as they are), the stricter cloud
-  consent wins, ``source`` is deleted and ``target``'s prototype recomputed.
+  consent wins, ``source`` is deleted and ``target``'s prototype recomputed; a tuned adapter that
+  learned either person (and so who asked what) is deleted.
 ``owner`` is the profile the caller believes the memory belongs to: a memory of anyone else is a
 ``NotFoundError``, so a page can never touch another person's memories by sending an id.
 """

@@ -14,6 +14,8 @@ profile, ids)`` does the same for chosen exchanges, e.g. one memory deleted in t
 - Then the FAISS index drops them and is saved, the person's prototype is recomputed (deleted
   when nothing is left) and the database is rewritten by ``Store.scrub``, so the text cannot
   be read back from the database file or its write-ahead log.
+- A tuned adapter trained on any of them is deleted (``training.adapter.forget_trained_on``):
+  it holds their words; the base model answers until ``confidant tune`` runs again.
 - Returns how many exchanges were forgotten. Not renewed: the trained questioner encoder and
   the query clusters, learned from what was stored when they were made (``confidant train``).
 """

@@ -199,7 +199,8 @@ class Memory:
 
     def delete_profile(self, name: str):
         """Delete a person with everything they said, drop their exchanges from the index, and
-        rewrite the database file so their words are gone from it too (not just unlinked)."""
+        rewrite the database file so their words are gone from it too (not just unlinked); a tuned
+        adapter trained on them is deleted too."""
         profile = self.store.profile(name)
         ids = self.store.memory_ids(profile.id)
         self.store.delete_profile(profile.name)

@@ -185,6 +185,29 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     assert base.model == local.name and path.is_file()
 
 
+def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
+    from assistant import curation
+
+    settings, memory, _, path = trained
+    saved = path.read_bytes()
+    store = memory.store
+    chandler, ross = store.profile("Chandler Bing"), store.profile("Dr Ross Geller")
+    untrained = store.rows("SELECT id FROM exchanges WHERE source = 'chat' AND profile_id = ? LIMIT 1",
+                           (store.profile("Monica Geller").id,))[0]["id"]  # the live turn's, not learned from
+    curation.edit(memory, untrained, "How are you?", "Fine.", store.profile("Monica Geller").id)
+    assert path.read_bytes() == saved  # nothing it learned from changed
+    learned = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND source = 'import' LIMIT 2", (chandler.id,))
+    curation.edit(memory, learned[0]["id"], "What?", "Nothing.", chandler.id)
+    assert not path.exists()
+    path.write_bytes(saved)
+    curation.delete(memory, learned[1]["id"], chandler.id)
+    assert not path.exists()
+    path.write_bytes(saved)
+    curation.merge(memory, ross.name, chandler.name)
+    assert not path.exists()
+    path.write_bytes(saved)
+
+
 def test_deleting_a_person_removes_the_adapter(trained):
     """Last in the module: it deletes the adapter the other tests use."""
     settings, memory, _, path = trained
