@@ -144,6 +144,21 @@ def test_too_little_data_says_what_is_needed(settings, store):
     assert not adapter.adapter_path(settings.data_dir).exists()
 
 
+def test_tune_command_says_what_is_needed(tmp_path, capsys):
+    from app.cli import main
+
+    data = tmp_path / "data"
+    store = Store(load_settings(data_dir=data).database_path)
+    person = store.add_profile("Sam")
+    store.add_imported_exchange(store.new_session(person.id).id, person.id, "q", "r", [], "whatsapp")
+    store.close()
+    assert main(["tune", "--data-dir", str(data), "--minutes", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "Sam: 1 imported, 0 corrected, 0 from the cloud" in out
+    assert "needs at least 300 exchanges from at least 2 people" in err and "Traceback" not in err
+    assert not adapter.adapter_path(data).exists()
+
+
 def test_cancel_leaves_no_file(trained, tmp_path):
     settings = trained[0]
     cancel = threading.Event()
