@@ -8,4 +8,6 @@
 - ``export``: the LoRA written as a llama.cpp GGUF adapter.
 - ``adapter``: the adapter in the data dir (metadata, base-model check, staleness).
 - ``serving``: applying an adapter to a loaded llama.cpp model per request.
+- ``teach``: store → training → adapter, what ``confidant tune`` runs.
+- ``tuned_model``: a live turn answered with the adapter (the pipeline's local route).
 """
