@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test soak install install-test chromium clean
+.PHONY: run test soak install install-test lock chromium clean
+
+# Exact versions of every dependency, tested together (tests/test_dependencies.py checks it against
+# pyproject.toml and against what is installed). `make lock` regenerates it; pyproject keeps the ranges.
+LOCK := requirements.lock
+TORCH := torch==2.13.0
 
 run: $(VENV)/.installed
 	$(VENV)/bin/confidant serve
@@ -27,14 +32,23 @@ $(VENV)/bin/python:
 	$(PIP) install --quiet --upgrade pip
 
 # torch first and pinned: 2.13.0 is a CPU build on local disk; an unpinned torch pulls a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e .
+# Everything else at the lock's versions: the lock constrains, pyproject says what to install.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(VENV)/bin/python
+	$(PIP) install $(TORCH)
+	$(PIP) install -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) install -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK) $(VENV)/.installed
+	$(PIP) install -c $(LOCK) -e '.[test]'
 	touch $@
+
+# Resolve the newest versions pyproject allows (runtime and test extras) for this Python; torch stays
+# the local CPU build, found through pip's find-links and left out of the lock (installed above).
+lock: | $(VENV)/bin/python
+	$(PIP) install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python $(PY) --constraint <(echo $(TORCH)) \
+		$${PIP_FIND_LINKS:+--find-links $$PIP_FIND_LINKS} --no-emit-package torch \
+		--custom-compile-command "make lock" --upgrade --quiet -o $(LOCK)
 
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 chromium:

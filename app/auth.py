@@ -4,12 +4,15 @@ after repeated failures, and the per-request check every web handler makes.
 Users file (JSON, written atomically, readable by its owner only)::
 
     {"format": "confidant.users", "version": 1,
-     "users": {"dad": {"password": "scrypt$16384$8$1$<salt hex>$<hash hex>", "profiles": ["Dad", "Sam"], "admin": false}}}
+     "users": {"dad": {"password": "scrypt$16384$8$1$<salt hex>$<hash hex>", "profiles": ["Dad", "Sam"], "admin": false,
+                       "keys": ["sha256$<hex>"]}}}
 
 Contract:
 - ``add_user(path, login, password, profiles, admin)`` creates or replaces a login; the password
   is kept only as a salted scrypt hash.
-- ``Users.load(path)`` reads the file (``ConfigError`` naming the problem when it is bad).
+- ``Users.load(path)`` reads the file (``ConfigError`` naming the problem when it is bad);
+  ``refresh()`` re-reads it when it changed on disk (keys issued or revoked while serving).
+- ``keys`` are the hashes of a login's API keys (``app.api_keys``).
 - ``Gate.check(login, password)`` is what Gradio's login calls: after ``max_failures`` wrong
   passwords in a row a login is locked for ``lock_seconds``, refusing even the right password.
 - ``Access`` answers, for one request, which profiles its login may see and use. Without a users
@@ -31,7 +34,7 @@ from pathlib import Path
 
 from assistant.errors import ConfigError, InputError, NotFoundError
 from assistant.files import written_atomically
-from assistant.store import Profile, Store
+from assistant.store.store import Profile, Store
 
 FORMAT = "confidant.users"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # OWASP's minimum for scrypt; about 50 ms per check here
@@ -58,6 +61,7 @@ class User:
     password: str
     profiles: list[str] = field(default_factory=list)
     admin: bool = False
+    keys: list[str] = field(default_factory=list)
 
 
 class Users:
@@ -65,13 +69,15 @@ class Users:
         self.path = Path(path)
         self.users = users
         self._lock = threading.Lock()
+        self._stamp = _stamp(self.path)
 
     @classmethod
     def load(cls, path: Path | str) -> "Users":
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            users = {login: User(u["password"], list(u.get("profiles", [])), bool(u.get("admin", False)))
+            users = {login: User(u["password"], list(u.get("profiles", [])), bool(u.get("admin", False)),
+                                 [str(k) for k in u.get("keys", [])])
                      for login, u in data["users"].items()}
         except FileNotFoundError:
             raise ConfigError(f"no users file at {path}; create one with `confidant users add NAME --users-file {path}`") from None
@@ -87,12 +93,30 @@ class Users:
         data = {"format": FORMAT, "version": 1, "users": {k: vars(u) for k, u in sorted(self.users.items())}}
         with written_atomically(self.path) as temp:
             temp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        self._stamp = _stamp(self.path)
+
+    def refresh(self) -> None:
+        """Re-read the file if it changed since it was read or written here (a key was issued or
+        revoked by ``confidant users key`` while serving); a file gone bad keeps the last good logins."""
+        with self._lock:
+            self._reload_if_changed()
+
+    def _reload_if_changed(self) -> None:  # the caller holds the lock
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        try:
+            self.users = Users.load(self.path).users
+        except ConfigError:
+            return
+        self._stamp = stamp
 
     def get(self, login: str | None) -> User | None:
         return self.users.get(login or "")
 
     def grant(self, login: str, profile: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             user = self.users[login]
             if not user.admin and profile.casefold() not in {p.casefold() for p in user.profiles}:
                 user.profiles.append(profile)
@@ -100,15 +124,25 @@ class Users:
 
     def renamed(self, old: str, new: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             for user in self.users.values():
                 user.profiles = [new if p.casefold() == old.casefold() else p for p in user.profiles]
             self.save()
 
     def removed(self, name: str) -> None:
         with self._lock:
+            self._reload_if_changed()  # never write back a key revoked meanwhile
             for user in self.users.values():
                 user.profiles = [p for p in user.profiles if p.casefold() != name.casefold()]
             self.save()
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns, status.st_size  # an atomic write is a new inode
 
 
 def add_user(path: Path | str, login: str, password: str, profiles: list[str], admin: bool = False) -> User:
@@ -119,7 +153,8 @@ def add_user(path: Path | str, login: str, password: str, profiles: list[str], a
         raise InputError(f"A password needs at least {MIN_PASSWORD} characters.")
     path = Path(path)
     users = Users.load(path) if path.exists() else Users(path, {})
-    users.users[login] = User(hash_password(password), [p.strip() for p in profiles if p.strip()], admin)
+    keys = users.users[login].keys if login in users.users else []  # a new password keeps the login's API keys
+    users.users[login] = User(hash_password(password), [p.strip() for p in profiles if p.strip()], admin, keys)
     users.save()
     return users.users[login]
 

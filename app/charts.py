@@ -1,6 +1,6 @@
 """Pictures of what the assistant knows: matplotlib figures written as PNG files.
 
-Contract: each function takes the store (or memory) and the people to draw, and writes one PNG
+Contract: each function takes the people service (``assistant.people.service.People``) and the people to draw, and writes one PNG
 to ``out`` and returns its path, or returns None when there is nothing to draw yet (the caller
 says so in words). Nobody outside ``people`` is drawn, so a login only ever sees its own.
 - ``people_map``: every exchange's questioner embedding projected to 2-D by PCA, a dot coloured
@@ -26,20 +26,20 @@ import numpy as np  # noqa: E402
 from matplotlib.dates import AutoDateLocator, DateFormatter  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from assistant.store import Store  # noqa: E402
+from assistant.people.service import People  # noqa: E402
 
 MAP_POINTS = 4000  # a sample keeps the map fast and readable on big memories
 COLOURS = plt.get_cmap("tab10")
 
 
-def people_map(memory, people: list[int], out: Path) -> Path | None:
-    loaded = memory.vectors.load()
+def people_map(household: People, people: list[int], out: Path) -> Path | None:
+    loaded = household.vectors.load()
     keep = np.isin(loaded.profile_ids, people)
     vectors = loaded.dialogue if loaded.dialogue is not None else loaded.query
     if vectors.size == 0 or keep.sum() < 2:
         return None
     vectors, owners = vectors[keep], loaded.profile_ids[keep]
-    proto_ids, prototypes, _ = memory.vectors.prototypes()
+    proto_ids, prototypes, _ = household.vectors.prototypes()
     if prototypes.size and prototypes.shape[1] == vectors.shape[1]:  # not from an older encoder
         mine = np.isin(proto_ids, people)
         proto_ids, prototypes = proto_ids[mine], prototypes[mine]
@@ -48,7 +48,7 @@ def people_map(memory, people: list[int], out: Path) -> Path | None:
     sample = np.random.default_rng(0).permutation(len(vectors))[:MAP_POINTS]
     vectors, owners = vectors[sample], owners[sample]
     mean, axes = _pca(vectors)
-    names = {p.id: p.name for p in memory.store.profiles()}
+    names = {p.id: p.name for p in household.everyone()}
     fig, ax = plt.subplots(figsize=(7, 5.5))
     for n, person in enumerate(sorted(set(owners.tolist()))):
         points = (vectors[owners == person] - mean) @ axes
@@ -78,23 +78,20 @@ def _separation(vectors, owners, proto_ids, prototypes) -> str:
     return f"{title}\nthe nearest prototype is the right person for {np.mean(nearest == owners):.0%}"
 
 
-def topics(store: Store, profile_id: int, out: Path, top: int = 8) -> Path | None:
-    rows = store.rows(
-        """SELECT cluster, COUNT(*) AS n, MAX(user_text) AS example FROM exchanges WHERE profile_id = ?
-           AND status = 'complete' AND cluster IS NOT NULL GROUP BY cluster ORDER BY n DESC LIMIT ?""",
-        (profile_id, top))
+def topics(people: People, profile_id: int, out: Path, top: int = 8) -> Path | None:
+    rows = people.topic_sizes(profile_id, top)
     if not rows:
         return None
     labels = [f"#{r['cluster']}: " + textwrap.shorten(r["example"], 38, placeholder="…") for r in rows][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.4))
     ax.barh(labels, [r["n"] for r in rows][::-1], color=COLOURS(0))
     ax.set_xlabel("exchanges")
-    ax.set_title(f"Topics {store.profile(profile_id).name} asks about (query clusters)", fontsize=10)
+    ax.set_title(f"Topics {people.profile(profile_id).name} asks about (query clusters)", fontsize=10)
     return _save(fig, out)
 
 
-def activity(store: Store, profile_id: int, out: Path) -> Path | None:
-    days = [_day(r["created_at"]) for r in store.rows("SELECT created_at FROM exchanges WHERE profile_id = ?", (profile_id,))]
+def activity(people: People, profile_id: int, out: Path) -> Path | None:
+    days = [_day(stamp) for stamp in people.activity(profile_id)]
     if not days:
         return None
     weekly = (max(days) - min(days)).days > 60
@@ -102,17 +99,15 @@ def activity(store: Store, profile_id: int, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.bar(list(counts), list(counts.values()), width=6 if weekly else 0.8, color=COLOURS(2))
     ax.set_ylabel("exchanges per " + ("week" if weekly else "day"))
-    ax.set_title(f"When {store.profile(profile_id).name} talks to the assistant", fontsize=10)
+    ax.set_title(f"When {people.profile(profile_id).name} talks to the assistant", fontsize=10)
     _date_axis(ax, min(days), max(days))
     return _save(fig, out)
 
 
-def cloud_share(store: Store, people: list[int], out: Path) -> Path | None:
+def cloud_share(household: People, people: list[int], out: Path) -> Path | None:
     if not people:
         return None
-    rows = store.rows(
-        f"""SELECT profile_id, created_at, route FROM exchanges WHERE status = 'complete'
-            AND profile_id IN ({','.join('?' * len(people))})""", tuple(people))
+    rows = household.answered_routes(people)
     if not rows:
         return None
     weeks: dict[int, dict[date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
@@ -120,7 +115,7 @@ def cloud_share(store: Store, people: list[int], out: Path) -> Path | None:
         tally = weeks[r["profile_id"]][_week(_day(r["created_at"]))]
         tally[0] += r["route"] == "cloud"
         tally[1] += 1
-    names = {p.id: p.name for p in store.profiles()}
+    names = {p.id: p.name for p in household.everyone()}
     fig, ax = plt.subplots(figsize=(7, 3))
     for n, (person, tallies) in enumerate(sorted(weeks.items())):
         xs = sorted(tallies)

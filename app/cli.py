@@ -123,11 +123,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def open_store(args: argparse.Namespace):
-    from assistant.store import Store
+def open_people(args: argparse.Namespace):
+    """The people service on the data directory (its memory, and the embedder, load on first use)."""
+    from assistant.people.service import People
 
-    settings = settings_from(args)
-    return Store(settings.database_path, settings.max_name_chars)
+    return People.open(settings_from(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -138,12 +138,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from assistant.pipeline import Assistant
-    from profiles.identify import AUTO
+    from assistant.pipeline import AUTO, Assistant
 
     assistant = Assistant(settings_from(args))
     detect = args.speaker.strip().lower() == AUTO
-    speaker = AUTO if detect else assistant.store.get_or_add_profile(args.speaker).id
+    speaker = AUTO if detect else assistant.people.get_or_add(args.speaker).id
     interactive = sys.stdin.isatty()
     chat = TerminalChat(assistant, interactive, args.cloud)
     while True:
@@ -197,7 +196,7 @@ class TerminalChat:
             self.failures += 1
             return None
         answer = input(f"Who is speaking? ({names}) ").strip()
-        return self.assistant.store.get_or_add_profile(answer).id if answer else None
+        return self.assistant.people.get_or_add(answer).id if answer else None
 
 
 def status_line(exchange) -> str:
@@ -207,7 +206,7 @@ def status_line(exchange) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from assistant.importers import chatgpt, mqd, transcript, whatsapp
+    from assistant.people.importers import chatgpt, mqd, transcript, whatsapp
 
     parsers = {"whatsapp": whatsapp.parse, "chatgpt": chatgpt.parse, "transcript": transcript.parse, "mqd": mqd.parse}
     name = args.me or (args.responder if args.format == "mqd" else None)
@@ -216,23 +215,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     path = check_file_size(args.file, settings.max_import_bytes)
     batch = parsers[args.format](path, name)  # a bad file stops here, before the store is touched
-    from assistant.memory import Memory  # heavy (the embedder): only once the file is known to be good
-
-    store = open_store(args)
+    people = open_people(args)  # the embedder loads only once the file is known to be good
     for line, problem in batch.problems[:20]:
         print(f"{args.file}:{line}: skipped: {problem}", file=sys.stderr)
     if len(batch.problems) > 20:
         print(f"... and {len(batch.problems) - 20} more skipped", file=sys.stderr)
-    ids = Memory(settings, store).ingest(batch, progress=True)
+    ids = people.ingest(batch, progress=True)
     print(f"imported {len(ids)} exchanges with {len(batch.people)} people ({len(batch.problems)} skipped)")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from assistant.memory import Memory
-
-    settings = settings_from(args)
-    outcome = Memory(settings, open_store(args)).train(seed=args.seed, progress=True)
+    outcome = open_people(args).train(seed=args.seed, progress=True)
     print(
         f"trained the questioner encoder on {outcome.n_dialogues} exchanges of {outcome.n_people} people "
         f"({outcome.n_clusters} query clusters) in {outcome.seconds:.0f} s; loss {outcome.losses[0]:.3f} → {outcome.losses[-1]:.3f}"
@@ -244,10 +238,9 @@ def cmd_eval_personalization(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from assistant.evaluation import personalization
-    from assistant.training.trainer import TuneConfig
 
     settings = load_settings()
-    config = TuneConfig(steps=args.tune_steps, minutes=args.tune_minutes, threads=settings.n_threads)
+    config = personalization.TuneConfig(steps=args.tune_steps, minutes=args.tune_minutes, threads=settings.n_threads)
     results = personalization.run(
         Path(args.data), args.responder, args.limit, args.seed, Path(args.out), settings, progress=True,
         systems=args.systems, tune_config=config,
@@ -259,44 +252,42 @@ def cmd_eval_personalization(args: argparse.Namespace) -> int:
 
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    for profile in store.profiles():
-        print(f"{profile.name}\t{store.count_exchanges(profile.id)} exchanges\tsince {profile.created_at[:10]}")
+    people = open_people(args)
+    for profile in people.everyone():
+        print(f"{profile.name}\t{people.count_exchanges(profile.id)} exchanges\tsince {profile.created_at[:10]}")
     return 0
 
 
 def cmd_profiles_add(args: argparse.Namespace) -> int:
-    print(f"added {open_store(args).add_profile(args.name).name}")
+    print(f"added {open_people(args).add(args.name).name}")
     return 0
 
 
 def cmd_profiles_rename(args: argparse.Namespace) -> int:
-    profile = open_store(args).rename_profile(args.old, args.new)
+    profile = open_people(args).rename(args.old, args.new)
     print(f"renamed {args.old} to {profile.name}")
     return 0
 
 
 def cmd_profiles_cloud(args: argparse.Namespace) -> int:
-    profile = open_store(args).set_cloud_allowed(args.name, args.choice == "allow")
+    profile = open_people(args).set_cloud_allowed(args.name, args.choice == "allow")
     said = "may go to the cloud (when escalation allows)" if profile.cloud_allowed else "never go to the cloud"
     print(f"{profile.name}'s messages {said}")
     return 0
 
 
 def cmd_profiles_delete(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    profile = store.profile(args.name)
+    people = open_people(args)
+    profile = people.profile(args.name)
     if not args.yes:
         if not sys.stdin.isatty():
             raise InputError("refusing to delete without confirmation; add --yes to delete non-interactively")
-        count = store.count_exchanges(profile.id)
+        count = people.count_exchanges(profile.id)
         answer = input(f"Delete {profile.name} and their {count} exchanges for good? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 1
-    from assistant.memory import Memory
-
-    Memory(settings_from(args), store).delete_profile(profile.name)
+    people.delete(profile.name)
     print(f"deleted {profile.name}")
     return 0
 

@@ -2,8 +2,8 @@
 ``profiles merge``, ``memory forget`` and ``archive export|import`` (the whole assistant).
 
 Kept apart from ``app.cli`` (which owns the parser); ``add_commands()`` registers these on the
-main parser and on its ``profiles`` action group. The work is done in ``assistant.portable``,
-``assistant.curation``, ``assistant.archive`` and ``assistant.forgetting``; each command prints one summary line.
+main parser and on its ``profiles`` action group. The work is done by the engine's people service
+(``assistant.people.service.People``); each command prints one summary line.
 """
 
 from __future__ import annotations
@@ -61,51 +61,42 @@ def day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2024-05-01") from None
 
 
-def _open(args: argparse.Namespace, with_memory: bool):
-    from assistant.store import Store
+def _open(args: argparse.Namespace):
+    """The people service; its memory (the embedder) loads only for the commands that encode."""
+    from assistant.people.service import People
 
-    settings = load_settings(data_dir=args.data_dir)
-    store = Store(settings.database_path, settings.max_name_chars)
-    if not with_memory:
-        return store
-    from assistant.memory import Memory  # heavy (the embedder): only for the commands that encode
-
-    return Memory(settings, store)
+    return People.open(load_settings(data_dir=args.data_dir))
 
 
 def cmd_profiles_export(args: argparse.Namespace) -> int:
-    from assistant.portable import write_export
-
-    data = write_export(_open(args, with_memory=False), args.name, args.out)
+    data = _open(args).write_export(args.name, args.out)
     count = sum(len(c["exchanges"]) for c in data["conversations"])
     print(f"exported {count} exchanges in {len(data['conversations'])} conversations of {data['profile']['name']} to {args.out}")
     return 0
 
 
 def cmd_profiles_import(args: argparse.Namespace) -> int:
-    from assistant.portable import import_profile, load_export
+    from assistant.people.service import People
 
     check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
-    load_export(args.file)  # a bad file stops here, before the embedder is loaded or the store touched
-    report = import_profile(_open(args, with_memory=True), args.file, as_name=args.as_name, progress=True)
+    People.load_export(args.file)  # a bad file stops here, before the embedder is loaded or the store touched
+    report = _open(args).import_profile(args.file, as_name=args.as_name, progress=True)
     print(report.summary())
     return 0
 
 
 def cmd_memory_forget(args: argparse.Namespace) -> int:
-    from assistant.forgetting import forget, matching
-
-    memory = _open(args, with_memory=True)
-    profile = memory.store.profile(args.name)
+    people = _open(args)
+    profile = people.profile(args.name)
     span = "".join(f" {word} {when}" for word, when in (("from", args.after), ("before", args.before)) if when)
-    count = len(matching(memory.store, profile.id, args.before, args.after))
+    count = len(people.matching(profile.id, args.before, args.after))
     if count == 0:
         print(f"nothing {profile.name} said{span} to forget")
         return 0
     if not confirmed(args, f"Forget {count} of {profile.name}'s exchanges{span} for good?", "forget"):
         print("kept")
         return 1
-    forgotten = forget(memory, profile.name, before=args.before, after=args.after)
+    forgotten = people.forget(profile.name, before=args.before, after=args.after)
     print(f"forgot {forgotten} exchanges of {profile.name}{span}")
     return 0
 
@@ -119,32 +110,28 @@ def confirmed(args: argparse.Namespace, question: str, verb: str) -> bool:
 
 
 def cmd_profiles_merge(args: argparse.Namespace) -> int:
-    from assistant.curation import merge
-
-    memory = _open(args, with_memory=True)
-    source, target = memory.store.profile(args.source), memory.store.profile(args.target)
-    count = memory.store.count_exchanges(source.id)
+    people = _open(args)
+    source, target = people.profile(args.source), people.profile(args.target)
+    count = people.count_exchanges(source.id)
     if not confirmed(args, f"Move {source.name}'s {count} exchanges to {target.name} and remove {source.name}?", "merge"):
         print("kept")
         return 1
-    merged = merge(memory, source.name, target.name)
-    print(f"merged {source.name} into {merged.name}: {memory.store.count_exchanges(merged.id)} exchanges now")
+    merged = people.merge(source.name, target.name)
+    print(f"merged {source.name} into {merged.name}: {people.count_exchanges(merged.id)} exchanges now")
     return 0
 
 
 def cmd_archive_export(args: argparse.Namespace) -> int:
-    from assistant.archive import describe, write_archive
-
-    settings = load_settings(data_dir=args.data_dir)
-    write_archive(_open(args, with_memory=False), settings.data_dir / "encoder", args.out)
-    print(f"wrote {describe(args.out)} to {args.out}")
+    people = _open(args)
+    people.write_archive(args.out)
+    print(f"wrote {people.describe_archive(args.out)} to {args.out}")
     return 0
 
 
 def cmd_archive_import(args: argparse.Namespace) -> int:
-    from assistant.archive import import_archive, read_archive
+    from assistant.people.service import People
 
     check_file_size(args.file, load_settings(data_dir=args.data_dir).max_import_bytes)
-    read_archive(args.file)  # a bad archive stops here, before the embedder is loaded or the store touched
-    print(import_archive(_open(args, with_memory=True), args.file, progress=True).summary())
+    People.read_archive(args.file)  # a bad archive stops here, before the embedder is loaded or the store touched
+    print(_open(args).import_archive(args.file, progress=True).summary())
     return 0

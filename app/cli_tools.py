@@ -43,7 +43,7 @@ def add_commands(commands, common: argparse.ArgumentParser, evaluations) -> None
 
 
 def cmd_cloud_test(args: argparse.Namespace) -> int:
-    from assistant.cloud import check, describe_check
+    from assistant.models.cloud import check, describe_check
 
     found = check(load_settings(data_dir=args.data_dir))
     print(describe_check(found))
@@ -51,7 +51,7 @@ def cmd_cloud_test(args: argparse.Namespace) -> int:
 
 
 def cmd_router_train(args: argparse.Namespace) -> int:
-    from assistant.router_training import train_router
+    from assistant.training.router import train_router
 
     report = train_router(args.data, args.chat, Path(args.out), load_settings(), args.graded, args.seed)
     Path(args.out).with_suffix(".json").write_text(json.dumps(report, indent=2))

@@ -20,15 +20,12 @@ def add_commands(commands, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from assistant.store import Store
-    from assistant.training.dialogues import source_counts
-    from assistant.training.teach import teach
+    from assistant.people.service import People
 
-    settings = load_settings(data_dir=args.data_dir)
-    store = Store(settings.database_path, settings.max_name_chars)
-    for person, counts in sorted(source_counts(store).items()):
+    people = People.open(load_settings(data_dir=args.data_dir))
+    for person, counts in sorted(people.learnable_counts().items()):
         print(f"{person}: {counts['imported']} imported, {counts['corrected']} corrected, {counts['cloud']} from the cloud")
-    info = teach(settings, store, seed=args.seed, minutes=args.minutes)
+    info = people.teach(seed=args.seed, minutes=args.minutes)
     print(f"taught the local model on {info['exchanges']} exchanges of {len(info['people'])} people in "
           f"{info['seconds']:.0f} s ({info['tokens_per_s']:.0f} tokens/s); held-out loss "
           f"{info['val_nll_before']:.3f} → {info['val_nll_after']:.3f}")

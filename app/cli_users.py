@@ -1,7 +1,9 @@
-"""``confidant users add|list``: the logins of ``confidant serve --auth USERS_FILE``.
+"""``confidant users add|list|key``: the logins of ``confidant serve --auth USERS_FILE``.
 
 The password is asked twice at a terminal, or read as one line from stdin in a pipe; only its
-salted scrypt hash is written (``app.auth``). The file defaults to ``users.json`` in the data dir.
+salted scrypt hash is written (``app.auth``). ``users key LOGIN`` prints a new API key for the
+OpenAI-compatible endpoint once (only its hash is kept, ``app.api_keys``); ``--revoke`` drops
+every key of the login. The file defaults to ``users.json`` in the data dir.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def add_commands(commands) -> None:
     add.set_defaults(handler=cmd_users_add)
     listing = actions.add_parser("list", parents=[common], help="logins and their profiles (never passwords)")
     listing.set_defaults(handler=cmd_users_list)
+    key = actions.add_parser("key", parents=[common], help="print a new API key for LOGIN (shown once), or --revoke its keys")
+    key.add_argument("login")
+    key.add_argument("--revoke", action="store_true", help="revoke every API key of LOGIN instead")
+    key.set_defaults(handler=cmd_users_key)
 
 
 def users_file(args: argparse.Namespace) -> Path:
@@ -60,4 +66,18 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
     for login, user in sorted(Users.load(users_file(args)).users.items()):
         print(f"{login}\t{'admin (every profile)' if user.admin else ', '.join(user.profiles) or '-'}")
+    return 0
+
+
+def cmd_users_key(args: argparse.Namespace) -> int:
+    from app import api_keys
+    from app.auth import Users
+
+    users = Users.load(users_file(args))
+    if args.revoke:
+        count = api_keys.revoke(users, args.login)
+        print(f"revoked {count} API key{'' if count == 1 else 's'} of {args.login}")
+        return 0
+    print(api_keys.issue(users, args.login))
+    print(f"(a new API key of {args.login}; it is not shown again: keep it where your app keeps secrets)", file=sys.stderr)
     return 0

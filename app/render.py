@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Callable
 
 from app.sanitize import model_line, model_text
-from assistant.store import Exchange, Session
+from assistant.store.store import Exchange, Session
 
 Lookup = Callable[[list[int]], dict[int, Exchange]]
 

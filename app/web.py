@@ -10,6 +10,8 @@ passwords lock the login for a while (``app.auth.Gate``), and every handler chec
 request which profiles the login may use (``app.auth.Access``), also for direct API calls.
 The page opens only once both models have loaded and run once, so the first message is answered
 as fast as any other; the server keeps its native heap small (``app.native_memory``).
+The same server, on the same host and port, answers OpenAI-style clients under ``/v1``
+(``app.api``): one FastAPI app carries those routes and the Gradio app mounted at ``/``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import time
 from pathlib import Path
 
 import gradio as gr
+import uvicorn
+from fastapi import FastAPI
 
-from app import native_memory, web_chat, web_memory, web_people
+from app import api, native_memory, web_chat, web_memory, web_people
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
 from assistant.errors import ConfidantError, ConfigError
@@ -101,13 +105,16 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
     # models load would wait for them (2.5 s measured, docs/performance.md §5).
     warming.join()
     if settings.cloud_configured:  # only a cloud turn needs the PII detector: load it meanwhile
-        from assistant import privacy
+        from assistant.models.privacy import prepare
 
-        threading.Thread(target=privacy.prepare, daemon=True).start()
+        threading.Thread(target=prepare, daemon=True).start()
     app.queue(default_concurrency_limit=settings.concurrency)
-    print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
-          + (f", logins from {users_file}" if users else ""), flush=True)
-    app.launch(
+    server = FastAPI(title=settings.assistant_name, docs_url=None, redoc_url=None, openapi_url=None)
+    server.include_router(api.routes(assistant, users))  # before the mount: /v1 is never Gradio's
+    server = gr.mount_gradio_app(
+        server,
+        app,
+        path="/",
         server_name=settings.host,
         server_port=settings.port,
         favicon_path=str(ASSETS / "icon.svg"),
@@ -120,3 +127,6 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
         auth=Gate(users).check if users else None,
         auth_message="Log in to use the household's assistant." if users else None,
     )
+    print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
+          + (f", logins from {users_file}" if users else "") + f"; OpenAI-compatible API at /v1", flush=True)
+    uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)

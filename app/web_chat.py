@@ -11,8 +11,7 @@ from app import native_memory, render
 from app.sanitize import model_line, model_text
 from app.web_common import Shell, guarded
 from assistant.errors import ConfidantError, NotFoundError
-from assistant.pipeline import Chunk, Finished, Rerouted, Started, Unsure
-from profiles.identify import AUTO, correct
+from assistant.pipeline import AUTO, Chunk, Finished, Rerouted, Started, Unsure
 
 NEW_PERSON = "__new__"
 CLOUD_MODES = [("Off", "off"), ("Auto", "auto"), ("Always", "always")]
@@ -20,7 +19,7 @@ TEMPORARY_NOTE = "<sub>🕶️ temporary · not remembered · answered on this d
 
 
 def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
-    settings, store, memory, access = shell.assistant.settings, shell.store, shell.memory, shell.access
+    settings, store, people, access = shell.assistant.settings, shell.store, shell.people, shell.access
 
     def people_choices(request) -> list[tuple[str, int | str]]:
         return shell.choices(request) + [("🔍 Detect automatically", AUTO), ("➕ New person…", NEW_PERSON)]
@@ -155,7 +154,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         target = access.person(request, chosen)
         exchange = store.exchange(exchange_id)
         access.person(request, exchange.profile_id)  # only a turn this login could have made
-        correct(memory, exchange.id, target.id)
+        people.correct(exchange.id, target.id)
         moved = store.exchange(exchange.id)
         gr.Info(f"Noted: that was {target.name}. I'll learn from it.")
         return gr.update(visible=False), moved.session_id, history(moved.session_id)

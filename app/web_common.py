@@ -31,8 +31,8 @@ class Shell:
         return self.assistant.store
 
     @property
-    def memory(self):
-        return self.assistant.memory
+    def people(self):
+        return self.assistant.people
 
     def choices(self, request) -> list[tuple[str, int]]:
         return [(p.name, p.id) for p in self.access.people(request)]
@@ -40,7 +40,7 @@ class Shell:
     def add_person(self, request, name: str):
         """A new profile that becomes this login's own (refused if the name is someone else's)."""
         self.access.may_claim(request, name or "")
-        profile = self.store.add_profile(name)
+        profile = self.people.add(name)
         self.access.created(request, profile)
         gr.Info(f"Added {profile.name}.")
         return profile

@@ -1,7 +1,7 @@
 """The Memory tab: search one person's memories by words and meaning, see each exchange with its
 date, route and cluster, correct or delete one, and forget everything between two dates.
 
-Every memory is resolved through ``curation.owned`` against the person the login may use, so an
+Every memory is resolved through ``People.owned`` against the person the login may use, so an
 id sent by the page can never reach someone else's memory.
 """
 
@@ -11,14 +11,14 @@ import gradio as gr
 
 from app.web_common import Shell, guarded
 from app.web_people import when
-from assistant import curation, forgetting
+from assistant.people.service import Found
 from assistant.errors import InputError
 
 HEADERS = ["#", "When", "Route", "Cluster", "Question", "Reply", "Matched by"]
 SHOWN_CHARS = 160
 
 
-def row(found: curation.Found) -> list:
+def row(found: Found) -> list:
     e = found.exchange
     return [e.id, when(e.created_at), e.route or "—", "—" if e.cluster is None else e.cluster,
             _clip(e.user_text), _clip(e.reply or ""), found.matched]
@@ -30,7 +30,7 @@ def _clip(text: str) -> str:
 
 
 def build(shell: Shell, tab: gr.Tab) -> None:
-    store, memory, access = shell.store, shell.memory, shell.access
+    service, access = shell.people, shell.access
 
     def people(request: gr.Request, current=None):
         choices = shell.choices(request)
@@ -42,26 +42,26 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         if person is None:
             return gr.update(value=None), "Nobody yet."
         profile = access.person(request, person)
-        found = curation.search(memory, profile.id, query, limit=shell.assistant.settings.memory_search_results)
+        found = service.search(profile.id, query, limit=shell.assistant.settings.memory_search_results)
         what = f"matching “{' '.join(query.split())}”" if query and query.strip() else "most recent first"
         return gr.update(value=[row(f) for f in found] or None), f"{len(found)} of {profile.name}'s memories, {what}."
 
     @guarded(4)
     def pick(person, request: gr.Request, evt: gr.SelectData):
         exchange_id = evt.row_value[0] if evt.row_value else None
-        exchange = curation.owned(store, exchange_id, access.person(request, person).id)
+        exchange = service.owned(exchange_id, access.person(request, person).id)
         return exchange.id, exchange.user_text, exchange.reply or "", gr.update(visible=True)
 
     @guarded(3)
     def save(person, exchange_id, question, reply, request: gr.Request):
         profile = access.person(request, person)
-        exchange = curation.edit(memory, exchange_id, question, reply, profile.id, shell.assistant.settings.max_message_chars)
+        exchange = service.edit(exchange_id, question, reply, profile.id)
         gr.Info("Saved; the old wording is gone from the database.")
         return exchange.user_text, exchange.reply, gr.update(visible=False)
 
     @guarded(3)
     def ask_delete(person, exchange_id, request: gr.Request):
-        exchange = curation.owned(store, exchange_id, access.person(request, person).id)
+        exchange = service.owned(exchange_id, access.person(request, person).id)
         return gr.update(visible=True), f"Delete the memory “{_clip(exchange.user_text)}” for good?", ("one", exchange.id)
 
     @guarded(3)
@@ -70,7 +70,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         after, before = (after or "").strip() or None, (before or "").strip() or None
         if not after and not before:
             raise InputError("Give at least one date (YYYY-MM-DD): from, before, or both.")
-        count = len(forgetting.matching(store, profile.id, before=before, after=after))
+        count = len(service.matching(profile.id, before=before, after=after))
         if not count:
             raise InputError(f"{profile.name} said nothing in that period.")
         span = " ".join(f"{word} {day}" for word, day in (("from", after), ("before", before)) if day)
@@ -84,10 +84,10 @@ def build(shell: Shell, tab: gr.Tab) -> None:
             raise InputError("Nothing to confirm.")
         kind, what = pending
         if kind == "one":
-            curation.delete(memory, what, profile.id)
+            service.delete_memory(what, profile.id)
             gr.Info("Deleted that memory for good.")
         else:
-            count = forgetting.forget(memory, profile.name, after=what[0], before=what[1])
+            count = service.forget(profile.name, after=what[0], before=what[1])
             gr.Info(f"Forgot {count} exchanges of {profile.name}.")
         return gr.update(visible=False), None, gr.update(visible=False)
 

@@ -13,7 +13,7 @@ import gradio as gr
 from app import charts, render
 from app.sanitize import model_line
 from app.web_common import Shell, guarded
-from assistant import archive, curation, portable
+from assistant.people.service import PersonStats
 from assistant.errors import InputError, NotFoundError
 
 HEADERS = ["Person", "Exchanges", "Conversations", "First seen", "Last seen", "Cloud share", "Top topics"]
@@ -23,13 +23,13 @@ def when(stamp: str | None) -> str:
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M") if stamp else "—"
 
 
-def table_row(stats: curation.PersonStats) -> list:
+def table_row(stats: PersonStats) -> list:
     topics = "; ".join(f"{t.examples[0][:40]} ({t.count})" for t in stats.topics if t.examples)
     return [stats.profile.name, stats.exchanges, stats.conversations, when(stats.first_seen), when(stats.last_seen),
             f"{stats.cloud_share:.0%}", topics or "—"]
 
 
-def details(stats: curation.PersonStats) -> str:
+def details(stats: PersonStats) -> str:
     consent = "never sent to the cloud" if not stats.profile.cloud_allowed else "may go to the cloud"
     lines = [
         f"### {model_line(stats.profile.name)}",
@@ -45,15 +45,15 @@ def details(stats: curation.PersonStats) -> str:
 
 
 def build(shell: Shell, tab: gr.Tab) -> None:
-    store, memory, access = shell.store, shell.memory, shell.access
+    people, access = shell.people, shell.access
 
     def refresh(request: gr.Request, selected=None):
-        people = access.people(request)
-        ids = [p.id for p in people]
+        mine = access.people(request)
+        ids = [p.id for p in mine]
         chosen = selected if selected in ids else (ids[0] if ids else None)
-        rows = [table_row(curation.person_stats(store, i)) for i in ids]
+        rows = [table_row(people.stats(i)) for i in ids]
         return (gr.update(value=rows or None), gr.update(choices=shell.choices(request), value=chosen),
-                gr.update(choices=[(p.name, p.id) for p in people if p.id != chosen], value=None))
+                gr.update(choices=[(p.name, p.id) for p in mine if p.id != chosen], value=None))
 
     @guarded(4)
     def show(person, request: gr.Request):
@@ -61,9 +61,9 @@ def build(shell: Shell, tab: gr.Tab) -> None:
             return "Nobody yet: add a person below.", gr.update(value=False), None, None
         profile = access.person(request, person)
         name = f"{profile.id}-{datetime.now().timestamp():.0f}"
-        return (details(curation.person_stats(store, profile.id)), gr.update(value=not profile.cloud_allowed),
-                charts.topics(store, profile.id, shell.file(request, f"topics-{name}.png")),
-                charts.activity(store, profile.id, shell.file(request, f"activity-{name}.png")))
+        return (details(people.stats(profile.id)), gr.update(value=not profile.cloud_allowed),
+                charts.topics(people, profile.id, shell.file(request, f"topics-{name}.png")),
+                charts.activity(people, profile.id, shell.file(request, f"activity-{name}.png")))
 
     @guarded(4)
     def add(name, request: gr.Request):
@@ -72,21 +72,21 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     @guarded(4)
     def rename(person, new, request: gr.Request):
         old = access.person(request, person)
-        profile = store.rename_profile(old.name, new)
+        profile = people.rename(old.name, new)
         access.renamed(old.name, profile.name)
         gr.Info(f"Renamed {old.name} to {profile.name}.")
         return (*refresh(request, profile.id), "")
 
     @guarded(1)
     def consent(person, never, request: gr.Request):
-        profile = store.set_cloud_allowed(access.person(request, person).name, not never)
+        profile = people.set_cloud_allowed(access.person(request, person).name, not never)
         gr.Info(f"{profile.name}'s messages {'never go' if never else 'may go'} to the cloud.")
         return gr.update()
 
     @guarded(3)
     def ask_merge(person, into, request: gr.Request):
         source, target = access.person(request, person), access.person(request, into)
-        count = store.count_exchanges(source.id)
+        count = people.count_exchanges(source.id)
         text = (f"Merge **{model_line(source.name)}** into **{model_line(target.name)}**? Their {count} exchanges "
                 f"move to {model_line(target.name)} and {model_line(source.name)} is removed.")
         return gr.update(visible=True), text, ("merge", target.id)
@@ -94,7 +94,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     @guarded(3)
     def ask_delete(person, request: gr.Request):
         profile = access.person(request, person)
-        text = (f"Delete **{model_line(profile.name)}** and their {store.count_exchanges(profile.id)} exchanges "
+        text = (f"Delete **{model_line(profile.name)}** and their {people.count_exchanges(profile.id)} exchanges "
                 "for good? Their words are erased from the database file too.")
         return gr.update(visible=True), text, ("delete", None)
 
@@ -105,11 +105,11 @@ def build(shell: Shell, tab: gr.Tab) -> None:
             raise InputError("Nothing to confirm.")
         action, target = pending
         if action == "merge":
-            into = curation.merge(memory, profile.name, access.person(request, target).name)
+            into = people.merge(profile.name, access.person(request, target).name)
             access.removed(profile.name)
             gr.Info(f"Merged {profile.name} into {into.name}.")
             return (*refresh(request, into.id), gr.update(visible=False))
-        memory.delete_profile(profile.name)
+        people.delete(profile.name)
         access.removed(profile.name)
         gr.Info(f"Deleted {profile.name} and everything they said.")
         return (*refresh(request), gr.update(visible=False))
@@ -118,39 +118,39 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     def export(person, request: gr.Request):
         profile = access.person(request, person)
         path = shell.file(request, f"{_safe(profile.name)}.confidant.json")
-        portable.write_export(store, profile.name, path)
+        people.write_export(profile.name, path)
         return gr.update(value=str(path), visible=True)
 
     @guarded(4)
     def import_person(upload, request: gr.Request):
         if upload is None:
             raise InputError("Choose an export file (.json) to import.")
-        parsed = portable.load_export(upload)
+        parsed = people.load_export(upload)
         access.may_claim(request, parsed.name)
-        report = portable.import_profile(memory, upload)
-        access.created(request, store.profile(report.name))
+        report = people.import_profile(upload)
+        access.created(request, people.profile(report.name))
         gr.Info(report.summary().capitalize())
-        return (*refresh(request, store.profile(report.name).id), report.summary().capitalize())
+        return (*refresh(request, people.profile(report.name).id), report.summary().capitalize())
 
     @guarded(2)
     def household(request: gr.Request):
-        people = [p.id for p in access.people(request)]
+        ids = [p.id for p in access.people(request)]
         stamp = f"{datetime.now().timestamp():.0f}"
-        return (charts.people_map(memory, people, shell.file(request, f"map-{stamp}.png")),
-                charts.cloud_share(store, people, shell.file(request, f"cloud-{stamp}.png")))
+        return (charts.people_map(people, ids, shell.file(request, f"map-{stamp}.png")),
+                charts.cloud_share(people, ids, shell.file(request, f"cloud-{stamp}.png")))
 
     @guarded(1)
     def retrain(request: gr.Request):
         admin_only(request)
-        outcome = memory.train(progress=False)
+        outcome = people.train(progress=False)
         gr.Info(f"Trained on {outcome.n_dialogues} exchanges of {outcome.n_people} people in {outcome.seconds:.0f} s.")
-        return render.encoder_status(memory.encoders.meta)
+        return render.encoder_status(people.encoder_meta())
 
     @guarded(1)
     def archive_export(request: gr.Request):
         admin_only(request)
         path = shell.file(request, f"confidant-{datetime.now():%Y%m%d-%H%M}.zip")
-        archive.write_archive(store, memory.encoders.encoder_dir, path)
+        people.write_archive(path)
         return gr.update(value=str(path), visible=True)
 
     @guarded(1)
@@ -158,7 +158,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         admin_only(request)
         if upload is None:
             raise InputError("Choose an archive (.zip) to import.")
-        report = archive.import_archive(memory, upload)
+        report = people.import_archive(upload)
         gr.Info(f"Imported {len(report.people)} people.")
         return model_line(report.summary()).replace("\n", "  \n")
 
@@ -205,7 +205,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
                 cloud_picture = picture("Cloud turns over time", "cf-cloud-share")
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    encoder_text = gr.Markdown(render.encoder_status(memory.encoders.meta), elem_id="cf-encoder-status")
+                    encoder_text = gr.Markdown(render.encoder_status(people.encoder_meta()), elem_id="cf-encoder-status")
                     retrain_button = gr.Button("Retrain the who-is-asking encoder", elem_id="cf-retrain")
                 with gr.Column():
                     archive_button = gr.Button("Export the whole assistant (.zip)", elem_id="cf-archive-export")

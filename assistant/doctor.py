@@ -26,11 +26,13 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.errors import ConfidantError
-from assistant.index import MemoryIndex, check_file
-from assistant.migrations import MIGRATIONS
+from assistant.memory.index import MemoryIndex, check_file
+from assistant.store.migrations import MIGRATIONS
 from assistant.settings import Settings
-from assistant.store import Store
-from assistant.vectors import VectorStore
+from assistant.store import inspect
+from assistant.store.store import Store
+from assistant.store.vectors import VectorStore
+from assistant.store.turn_log import TurnLog
 
 STUCK_ERROR = "interrupted (found by doctor)"
 INDEX_FILE = "memory.faiss"
@@ -155,26 +157,25 @@ class _Checkup:
         if not path.exists():
             return Finding("database integrity", True, "no database yet: nothing stored")
         try:
-            rows = _read(path, "PRAGMA integrity_check")
+            problems = inspect.integrity_problems(path)
         except sqlite3.DatabaseError as error:
             detail = f"{path.name} cannot be read ({error}); restore it from a backup"
             return Finding("database integrity", False, detail)
-        problems = [r[0] for r in rows if r[0] != "ok"]
         if problems:
             detail = f"{'; '.join(problems[:3])} — restore {path.name} from a backup"
             return Finding("database integrity", False, detail)
         return Finding("database integrity", True)
 
     def foreign_keys(self) -> Finding:
-        rows = _read(self.settings.database_path, "PRAGMA foreign_key_check")
+        rows = inspect.broken_references(self.settings.database_path)
         if not rows:
             return Finding("foreign keys", True)
-        pairs = sorted({f"{table} → {parent}" for table, _, parent, _ in rows})
+        pairs = sorted({f"{table} → {parent}" for table, parent in rows})
         said = "row points" if len(rows) == 1 else "rows point"
         return Finding("foreign keys", False, f"{len(rows)} {said} at rows that are gone ({', '.join(pairs)})")
 
     def schema(self) -> Finding:
-        version, current = _read(self.settings.database_path, "PRAGMA user_version")[0][0], len(MIGRATIONS)
+        version, current = inspect.schema_version(self.settings.database_path), len(MIGRATIONS)
         if version == current:
             return Finding("schema version", True, f"{version}")
         if version > current:
@@ -185,7 +186,7 @@ class _Checkup:
         self._store()  # opening the store applies the pending migrations
 
     def pending(self) -> Finding:
-        ids = [r["id"] for r in self._store().rows("SELECT id FROM exchanges WHERE status = 'pending' ORDER BY id")]
+        ids = self._store().pending_ids()
         if not ids:
             return Finding("pending exchanges", True)
         shown = ", ".join(map(str, ids[:5])) + (", …" if len(ids) > 5 else "")
@@ -194,15 +195,15 @@ class _Checkup:
     def fail_pending(self) -> None:
         store = self._store()
         with store.transaction():
-            for row in store.rows("SELECT id FROM exchanges WHERE status = 'pending'"):
-                store.fail_exchange(row["id"], STUCK_ERROR)  # the user's text stays
+            for exchange_id in store.pending_ids():
+                TurnLog(store).fail_exchange(exchange_id, STUCK_ERROR)  # the user's text stays
 
     def dialogue_vectors(self) -> Finding | None:
         if self.version is None:
             return None  # the encoder does not load: nothing to compare with
         store = self._store()
         made_by = store.state("dialogue_encoder")
-        if store.rows("SELECT COUNT(*) AS n FROM vectors")[0]["n"] == 0 or made_by == self.version:
+        if VectorStore(store).count() == 0 or made_by == self.version:
             return Finding("dialogue vectors", True)
         detail = f"made by {made_by or 'an unknown encoder'}, the encoder now is {self.version}"
         return Finding("dialogue vectors", False, detail, fixable=True)
@@ -240,20 +241,11 @@ class _Checkup:
         return self.store
 
     def _memory(self):
-        from assistant.memory import Memory
+        from assistant.memory.memory import Memory
 
         if self.memory is None:
             self.memory = Memory(self.settings, self._store())
         return self.memory
-
-
-def _read(path: Path, sql: str) -> list[tuple]:
-    """Rows of one read-only statement on the database, opened without the app's set-up."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _leftovers(data_dir: Path) -> list[Path]:

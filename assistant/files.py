@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from assistant.db import disk_problem
+from assistant.store.db import disk_problem
 from assistant.errors import StoreError
 
 

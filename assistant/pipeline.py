@@ -8,27 +8,33 @@ and ``Finished`` (the stored exchange with its stats). The user's message is com
 before generation starts; if generation fails or the consumer stops early, the exchange is
 marked failed with whatever was generated, and the error propagates. A cloud failure is not
 a failed turn: it is answered locally, once, in the same stored exchange.
+
+The parts: identification (``assistant.people.identification``), recall (``assistant.memory``),
+the router, which names the chat model that answers (``assistant.routing``, ``assistant.models``),
+and the turn log, which writes every change of the turn's row (``assistant.store.turn_log``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Collection, Iterator
 
 from assistant import prompts
-from assistant.errors import AdapterError, CloudError, PrivacyError
-from assistant.escalation import Escalation, fallback_note
 from assistant.inputs import clean_message
-from assistant.local import LocalModel
-from assistant.memory import Memory
-from assistant.recall import Recalled, Recollection, recall
-from assistant.route_log import RouteLog
-from assistant.router import Route, Router
+from assistant.memory.memory import Memory
+from assistant.memory.recall import Recollection, recall
+from assistant.models.chat import ChatModel, Models, OnDevice, Question, Switch
+from assistant.models.escalation import Escalation
+from assistant.models.local import LocalModel
+from assistant.people.identification import AUTO, Identification, detect, identify
+from assistant.people.service import People
+from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
-from assistant.store import Exchange, GenerationStats, Profile, Session, Store
-from profiles.identify import AUTO, Identification, detect, identify
+from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
+from assistant.store.turn_log import TurnLog
+from assistant.turn_options import TurnOptions
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,10 @@ class Assistant:
         self.settings = settings
         self.store = store or Store(settings.database_path, settings.max_name_chars)
         self.memory = memory or Memory(settings, self.store)
-        self.routes = RouteLog(self.store)
+        self.log = TurnLog(self.store)
         self._local = local
-        self.store.fail_interrupted("interrupted: the app stopped before the reply was complete")
+        self.on_device = OnDevice(lambda: self.local, settings)
+        self.log.fail_interrupted("interrupted: the app stopped before the reply was complete")
 
     @property
     def local(self) -> LocalModel:
@@ -95,12 +102,18 @@ class Assistant:
         return self._local
 
     @cached_property
+    def people(self) -> People:
+        """The people and what is remembered of them: what the UI and the CLI manage them through."""
+        return People(self.settings, self.store, self.memory)
+
+    @cached_property
     def router(self) -> Router:
-        return Router(self.settings, self.memory)
+        models = Models(self.on_device, lambda: self.escalation, self.settings, note=self.log.record_note)
+        return Router(self.settings, self.memory, models=models, log=self.log)
 
     @cached_property
     def escalation(self) -> Escalation:
-        return Escalation(self.settings, self.store)
+        return Escalation(self.settings, self.store, log=self.log)
 
     def turn(
         self,
@@ -110,31 +123,36 @@ class Assistant:
         mode: CloudMode | None = None,
         create_speaker: bool = False,
         among: Collection[int] | None = None,
+        options: TurnOptions = TurnOptions(),
     ) -> Iterator[TurnEvent]:
         """Answer ``message`` from ``speaker`` (a profile, a name, or ``AUTO`` to detect among the
-        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None)."""
+        profiles ``among``, everyone when None) in a conversation (a new one if ``session_id`` is None).
+        ``options`` carry a caller's sampling and instructions (the API's); the defaults are the settings'."""
         text = clean_message(message, self.settings.max_message_chars)
         person, guess = self._identify(text, speaker, session_id, create_speaker, among)
         if person is None:
             yield Unsure(guess)
             return
         session = self._conversation(person, session_id)
-        exchange_id = self.store.begin_exchange(session.id, person.id, text, self._context(session.id))
+        context = self._context(session.id)
+        exchange_id = self.log.begin_exchange(session.id, person.id, text, context)
         if guess is not None:
-            self.store.record_identification(exchange_id, person.id, guess.confidence)
+            self.log.record_identification(exchange_id, person.id, guess.confidence)
         reply = Reply()
         try:
             query = self.memory.encoders.queries([text])[0]
             recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings, query)
-            self.store.record_recall(exchange_id, recollection.summary())
+            self.log.record_recall(exchange_id, recollection.summary())
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
-            self.routes.record(exchange_id, route.target, route.reason, route.score)
+            self.log.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            yield from reply.collect(self._reply(route, person, recollection, text, exchange_id))
+            question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options,
+                                tuple(context))
+            yield from reply.collect(self._reply(route.model, question))
         except BaseException as error:  # includes the consumer closing the stream early
-            self.store.fail_exchange(exchange_id, _describe(error), reply.text)
+            self.log.fail_exchange(exchange_id, _describe(error), reply.text)
             raise
-        exchange = self.store.complete_exchange(exchange_id, reply.text.strip(), reply.stats())
+        exchange = self.log.complete_exchange(exchange_id, reply.text.strip(), reply.stats())
         self.memory.remember(exchange)
         yield Finished(exchange)
 
@@ -149,55 +167,16 @@ class Assistant:
                                 prompts.user_message(text))
         yield from map(Chunk, self.local.stream(prompt, stop=prompts.stop_strings(person.name)))
 
-    def _reply(self, route: Route, person: Profile, recollection: Recollection, text: str,
-               exchange_id: int) -> Iterator[Answering | Chunk | Rerouted]:
-        """The reply's text from where the route says; a failed cloud turn is answered here."""
-        if route.target == "cloud":
-            yield Answering("cloud", self.escalation.model_name)
-            try:
-                yield from map(Chunk, self.escalation.stream(exchange_id, recollection.history, text))
-                return
-            except (CloudError, PrivacyError) as error:
-                note = fallback_note(error)
-                self.routes.record_note(exchange_id, note)
-                yield Rerouted(note)
-        tuned = self._tuned(exchange_id)
-        if tuned is not None and route.cached is None:  # the tuned model answers in the voice it learned
-            yield Answering("local", tuned.name)
-            yield from map(Chunk, tuned.stream(self.store.exchange(exchange_id), person.name))
-            return
-        yield Answering("local", self.local.name)
-        if route.cached is not None:  # the semantic cache: answer from the earlier cloud answer
-            cached = Recalled(route.cached, route.cache_similarity, route.cache_similarity, 0.0, True)
-            others = [m for m in recollection.memories if m.exchange.id != route.cached.id]
-            recollection = replace(recollection, memories=[cached, *others][: max(self.settings.recall_k, 1)])
-        stop = prompts.stop_strings(person.name, recollection.memories)
-        yield from map(Chunk, self.local.stream(self._prompt(person, recollection, text), stop=stop))
-
-    def _tuned(self, exchange_id: int):
-        """The tuned local model while its adapter exists (deleting it, e.g. for privacy, ends it);
-        an adapter for another base model is refused, noted under the reply, and the base answers."""
-        from assistant.training.tuned_model import TunedLocal
-
-        current = getattr(self, "_tuned_model", None)
-        if current is None or not current.available:
-            if current is not None:
-                current.close()
-            try:
-                self._tuned_model = TunedLocal.open(self.local, self.settings)
-            except AdapterError as error:
-                self._tuned_model = None
-                self.routes.record_note(exchange_id, str(error))
-        return self._tuned_model
-
-    def _prompt(self, person: Profile, recollection: Recollection, text: str):
-        """Persona, who is asking and their memories, the conversation so far, the message."""
-        chars = self.settings.recall_example_chars
-        return self.local.fit(
-            prompts.system_message(self.settings.system_prompt, person.name, recollection.memories, chars),
-            prompts.example_messages(recollection.memories, chars) + prompts.history_messages(recollection.history),
-            prompts.user_message(text),
-        )
+    def _reply(self, model: ChatModel, question: Question) -> Iterator[Answering | Chunk | Rerouted]:
+        """The reply's text from the model the route names; a model that hands over says so."""
+        yield Answering(model.where, model.name)
+        for piece in model.answer(question):
+            if isinstance(piece, Switch):  # the cloud failed: the local model answers instead
+                self.log.record_note(question.exchange_id, piece.note)
+                yield Rerouted(piece.note)
+                yield Answering(piece.model.where, piece.model.name)
+            else:
+                yield Chunk(piece)
 
     def _identify(self, text, speaker, session_id, create, among) -> tuple[Profile | None, Identification | None]:
         if speaker != AUTO:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from assistant.store import Exchange
+from assistant.store.store import Exchange
 
 
 def clip(text: str, limit: int) -> str:

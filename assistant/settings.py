@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the web UI binds to.")
     port: int = Field(7860, ge=1, le=65535)
     concurrency: int = Field(1, ge=1, le=64, description="Replies generated at once; more requests wait in a queue.")
+    api_queue_size: int = Field(8, ge=0, le=1000, description="API requests that may wait for a free reply slot; "
+                                "one more is refused at once with 429.")
+    api_queue_wait: float = Field(60.0, ge=0.0, le=3600.0, description="Seconds an API request waits for a free reply "
+                                  "slot before it is refused with 429 and Retry-After.")
+    api_max_request_bytes: int = Field(4_000_000, ge=1000, le=100_000_000,
+                                       description="Largest API request body (the whole resent history); larger gets 413.")
+    api_system_chars: int = Field(2000, ge=0, le=100_000, description="Longest system message an API client may add "
+                                  "after the persona; longer is refused, never cut.")
 
     # Cloud escalation (configured later; the UI control stays disabled until base URL and model are set)
     cloud_mode: CloudMode = Field("off", description="Default escalation: off, auto or always.")

@@ -35,6 +35,7 @@ PEOPLE_AT_SIZE = 100
 
 def fill(store, n: int, people: int, rng: np.random.Generator, real_limit: int | None = None) -> None:
     """N complete exchanges of ``people`` people, with vectors and query clusters, via SQL."""
+    from assistant.store import bulk
     from profiles.clusters import cluster_queries
 
     texts = friends.rows("train")
@@ -44,25 +45,11 @@ def fill(store, n: int, people: int, rng: np.random.Generator, real_limit: int |
     sample = rng.choice(n, size=min(n, 20_000), replace=False)
     clusters = cluster_queries(vectors[sample], k=8, seed=0)
     labels = clusters.assign(vectors)
-    stamp = "2026-01-01T00:00:00+00:00"
-    with store.transaction() as db:
-        db.conn.executemany("INSERT INTO profiles (id, name, created_at) VALUES (?, ?, ?)",
-                            [(p + 1, f"Person {p + 1}", stamp) for p in range(people)])
-        db.conn.executemany("INSERT INTO sessions (id, profile_id, title, created_at, updated_at) VALUES (?, ?, '', ?, ?)",
-                            [(p + 1, p + 1, stamp, stamp) for p in range(people)])
-        for start in range(0, n, 50_000):
-            rows = range(start, min(n, start + 50_000))
-            db.conn.executemany(
-                "INSERT INTO exchanges (id, session_id, profile_id, user_text, reply, status, created_at, source, cluster) "
-                "VALUES (?, ?, ?, ?, ?, 'complete', ?, 'import', ?)",
-                [(i + 1, int(owner[i]) + 1, int(owner[i]) + 1, texts[i % len(texts)]["query"],
-                  texts[i % len(texts)]["response"], stamp, int(labels[i])) for i in rows])
-            db.conn.executemany("INSERT INTO vectors (exchange_id, query, dialogue) VALUES (?, ?, ?)",
-                                [(i + 1, vectors[i].tobytes(), vectors[i].tobytes()) for i in rows])
-        sizes = np.bincount(labels, minlength=clusters.k)
-        db.conn.executemany("INSERT INTO clusters (id, centroid, size) VALUES (?, ?, ?)",
-                            [(c, clusters.centroids[c].tobytes(), int(sizes[c])) for c in range(clusters.k)])
-        db.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('dialogue_encoder', 'general')")
+    batches = [range(start, min(n, start + 50_000)) for start in range(0, n, 50_000)]
+    exchanges = ([(i + 1, int(owner[i]) + 1, texts[i % len(texts)]["query"], texts[i % len(texts)]["response"],
+                   int(labels[i])) for i in rows] for rows in batches)
+    vector_rows = ([(i + 1, vectors[i], vectors[i]) for i in rows] for rows in batches)
+    bulk.load(store, people, exchanges, vector_rows, clusters.centroids, np.bincount(labels, minlength=clusters.k))
 
 
 def timed(call) -> float:
@@ -72,11 +59,12 @@ def timed(call) -> float:
 
 
 def configuration(n: int, people: int, turns: int, real_limit: int | None = None, seed: int = 0) -> dict:
-    from assistant.memory import Memory
-    from assistant.recall import recall_memories
+    from assistant.memory.memory import Memory
+    from assistant.memory.recall import recall_memories
     from assistant.settings import load_settings
-    from assistant.store import GenerationStats, Store
-    from profiles.identify import detect
+    from assistant.store.store import GenerationStats, Store
+    from assistant.store.turn_log import TurnLog
+    from assistant.people.identification import detect
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bench-growth-") as tmp:
@@ -102,8 +90,8 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
             text = messages[turn % len(messages)]
             costs["memory_ids"].append(timed(lambda: store.memory_ids(person.id)))
             costs["recall"].append(timed(lambda: recall_memories(memory, person, text, [], settings)))
-            exchange_id = store.begin_exchange(person.id, person.id, text)
-            exchange = store.complete_exchange(exchange_id, "ok", GenerationStats("local", "bench", 1.0, 1, 1.0))
+            exchange_id = TurnLog(store).begin_exchange(person.id, person.id, text)
+            exchange = TurnLog(store).complete_exchange(exchange_id, "ok", GenerationStats("local", "bench", 1.0, 1, 1.0))
             costs["remember"].append(timed(lambda: memory.remember(exchange)))
             costs["detect"].append(timed(lambda: detect(memory, text, [], 0.5, 0.05)))
         rss = psutil.Process().memory_info().rss / 2**20

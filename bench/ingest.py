@@ -31,16 +31,16 @@ RESPONDER = "rachel_green"
 
 
 def memory_at(data_dir: Path):
-    from assistant.memory import Memory
+    from assistant.memory.memory import Memory
     from assistant.settings import load_settings
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = load_settings(data_dir=data_dir)
     return Memory(settings, Store(settings.database_path))
 
 
 def load_batch(responder: str, limit: int | None, path: Path | None = None):
-    from assistant.importers import ImportBatch, mqd
+    from assistant.people.importers import ImportBatch, mqd
 
     batch = mqd.parse(path or common.friends_dir() / "train.jsonl.gz", responder)
     if limit is None:
@@ -56,15 +56,15 @@ def load_batch(responder: str, limit: int | None, path: Path | None = None):
 
 
 def instrument(memory) -> Steps:
-    import assistant.memory as memory_module
+    import assistant.memory.memory as memory_module
 
     steps = Steps()
-    steps.wrap(memory, "_encode", "embed")
+    steps.wrap(memory, "encode", "embed")
     steps.wrap(memory_module, "store_batch", "store")
     steps.wrap(memory.vectors, "put", "store")
-    steps.wrap(memory, "recluster", "cluster")
+    steps.wrap(memory.clusters, "recluster", "cluster")
     steps.wrap(memory.vectors, "assign_clusters", "cluster")
-    steps.wrap(memory, "refresh_prototypes", "prototypes")
+    steps.wrap(memory.prototypes, "refresh", "prototypes")
     steps.wrap(memory, "save", "index")
     return steps
 
@@ -125,7 +125,7 @@ def run(responder: str, limit: int | None, trained: bool = False, path: Path | N
 
 
 def file_order_encode(memory, queries, dialogues, chunk: int = 256):
-    """How ``Memory._encode`` worked before: chunks in file order (the A/B baseline)."""
+    """How ``Memory.encode`` worked before: chunks in file order (the A/B baseline)."""
     parts = [(memory.encoders.queries(queries[s : s + chunk]), memory.encoders.dialogues(dialogues[s : s + chunk]))
              for s in range(0, len(queries), chunk)]
     return np.vstack([q for q, _ in parts]), np.vstack([d for _, d in parts])
@@ -134,7 +134,7 @@ def file_order_encode(memory, queries, dialogues, chunk: int = 256):
 def encode_ab(responder: str, n: int, rounds: int = 2) -> dict:
     """The embedding step of an import three ways, in rotating order on the same exchanges:
     ``before`` (file-order chunks, float32), ``sorted`` (length-sorted chunks, float32) and
-    ``sorted_bf16`` (what ``Memory._encode`` does on a CPU with native bf16)."""
+    ``sorted_bf16`` (what ``Memory.encode`` does on a CPU with native bf16)."""
     from profiles.tower import Dialogue, native_bf16
 
     batch = load_batch(responder, n)
@@ -142,7 +142,7 @@ def encode_ab(responder: str, n: int, rounds: int = 2) -> dict:
     dialogues = [Dialogue(e.query, e.context, e.reply) for e in batch.exchanges]
     variants = {  # name -> (bf16, embedding step)
         "before": (False, lambda memory: file_order_encode(memory, queries, dialogues)),
-        "sorted": (False, lambda memory: memory._encode(queries, dialogues, progress=False)),
+        "sorted": (False, lambda memory: memory.encode(queries, dialogues, progress=False)),
     }
     if native_bf16():
         variants["sorted_bf16"] = (True, variants["sorted"][1])

@@ -37,7 +37,7 @@ def towers_step(settings):
 
 
 def chat_step(settings):
-    from assistant.local import LocalModel
+    from assistant.models.local import LocalModel
 
     model = LocalModel(settings)
     system = {"role": "system", "content": settings.persona}

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from assistant.index import MemoryIndex
+from assistant.memory.index import MemoryIndex
 from bench import common, friends
 
 K = 50  # recall_candidates: what recall asks the index for
@@ -126,7 +126,7 @@ def targets(results: list[dict]) -> dict:
 
 def sweep(sizes, nprobes, n_queries: int, seed: int = 0) -> dict:
     """Unrestricted recall@10 and latency at each ``nprobe`` (how ``index.NPROBE`` was chosen)."""
-    import assistant.index as index_module
+    import assistant.memory.index as index_module
 
     rng = np.random.default_rng(seed)
     real, queries = friends.query_vectors("train"), friends.query_vectors("test", n_queries)

@@ -144,7 +144,7 @@ def run(turns: int, max_tokens: int, exchanges: int, sample_every: int) -> dict:
 
 
 def _person(data_dir: Path) -> int:
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     store = Store(data_dir / "confidant.db")
     try:

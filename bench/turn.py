@@ -35,11 +35,11 @@ RESPONDER = "rachel_green"
 
 def prepare(data_dir: Path, exchanges: int, max_tokens: int, train: bool):
     """An Assistant over a store holding ``exchanges`` imported pairs (questioner tower trained)."""
-    from assistant.importers import mqd
-    from assistant.memory import Memory
+    from assistant.people.importers import mqd
+    from assistant.memory.memory import Memory
     from assistant.pipeline import Assistant
     from assistant.settings import load_settings
-    from assistant.store import Store
+    from assistant.store.store import Store
 
     settings = load_settings(data_dir=data_dir, max_tokens=max_tokens, temperature=0.0, seed=0)
     store = Store(settings.database_path)
@@ -71,17 +71,16 @@ def instrument(assistant) -> tuple[Steps, dict]:
     steps.wrap(assistant.memory.encoders, "queries", "embed")
     steps.wrap(pipeline, "recall", "recall")
     steps.wrap(assistant.router, "choose", "route")
-    steps.wrap(assistant, "_prompt", "prompt")
-    for name in ("begin_exchange", "record_recall", "complete_exchange"):
-        steps.wrap(assistant.store, name, "store")
-    steps.wrap(assistant.routes, "record", "store")
+    steps.wrap(assistant.on_device, "prompt", "prompt")
+    for name in ("begin_exchange", "record_recall", "record", "complete_exchange"):
+        steps.wrap(assistant.log, name, "store")
     steps.wrap(assistant.memory, "remember", "store")
     local = assistant.local
     stream = local.stream
 
-    def capturing(prompt, seed=None, stop=()):
+    def capturing(prompt, seed=None, stop=(), sampling=None):
         captured.update(prompt=prompt, stop=list(stop))
-        return stream(prompt, seed=seed, stop=stop)
+        return stream(prompt, seed=seed, stop=stop, sampling=sampling)
 
     local.stream = capturing
     return steps, captured
@@ -157,7 +156,8 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
         if isinstance(event, Answering):
             break
     stream = assistant.local.stream
-    assistant.local.stream = lambda prompt, seed=None, stop=(): captured.update(prompt=prompt, stop=list(stop)) or iter(())
+    assistant.local.stream = lambda prompt, seed=None, stop=(), sampling=None: (
+        captured.update(prompt=prompt, stop=list(stop)) or iter(()))
     try:
         for _ in events:
             pass
@@ -170,13 +170,15 @@ def preview_prompt(assistant, person: int, message: str, captured: dict):
 
 
 def captured_exchange(assistant) -> int:
-    return assistant.store.rows("SELECT MAX(id) AS id FROM exchanges")[0]["id"]
+    from assistant.store import bulk
+
+    return bulk.last_exchange_id(assistant.store)
 
 
 def forget(assistant, exchange_id: int) -> None:
-    with assistant.store.transaction() as db:
-        db.execute("DELETE FROM vectors WHERE exchange_id = ?", (exchange_id,))
-        db.execute("DELETE FROM exchanges WHERE id = ?", (exchange_id,))
+    from assistant.store import bulk
+
+    bulk.discard(assistant.store, exchange_id)
     assistant.memory.index.remove([exchange_id])
 
 

@@ -3,7 +3,7 @@
 Contract: ``train_questioner(dialogues, querier_ids, cluster_labels=...)`` fine-tunes the top
 layers of a copy of the general tower's transformer so that dialogues of the same questioner
 embed close together and those of different questioners apart, and returns the trained
-``QuestionerEncoder`` and a ``TrainReport``. It raises ``InputError`` when there is too little
+``QuestionerEncoder`` and a ``TrainReport``. It raises ``TooLittleData`` when there is too little
 to learn from (fewer than 2 questioners or fewer than ``MIN_DIALOGUES`` dialogues).
 
 How, and why:
@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from assistant.errors import InputError
 from profiles.augment import Strength, token_view
 from profiles.tower import Dialogue, QuestionerEncoder, QuestionerHead, pad_states, segment_ids
 
@@ -70,15 +69,19 @@ class TrainReport:
     seconds: float = 0.0                                # everything, frozen pass included
 
 
+class TooLittleData(ValueError):
+    """Too few people or dialogues to learn from; the message says which (the engine shows it)."""
+
+
 def _check(dialogues: Sequence[Dialogue], querier_ids: Sequence[Hashable], cluster_labels) -> None:
     if len(dialogues) != len(querier_ids) or len(dialogues) != len(cluster_labels):
         raise ValueError("dialogues, querier_ids and cluster_labels must have the same length")
     n_q = len(set(querier_ids))
     if n_q < MIN_QUERIERS:
-        raise InputError(f"Telling people apart needs dialogues of at least {MIN_QUERIERS} people "
+        raise TooLittleData(f"Telling people apart needs dialogues of at least {MIN_QUERIERS} people "
                          f"(there are dialogues of {n_q}).")
     if len(dialogues) < MIN_DIALOGUES:
-        raise InputError(f"Learning who is asking needs at least {MIN_DIALOGUES} dialogues "
+        raise TooLittleData(f"Learning who is asking needs at least {MIN_DIALOGUES} dialogues "
                          f"(there are {len(dialogues)}).")
 
 

@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from profiles.tower import Dialogue, QuestionerEncoder, batch_precision, dialogue_text, load_general_tower
+from profiles.dialogue import Dialogue, dialogue_from, dialogue_text  # noqa: F401 (dialogue_from: callers' import)
+from profiles.tower import QuestionerEncoder, batch_precision, load_general_tower
 
 RECENT = 16  # messages whose general-tower vectors are kept: a turn asks for its message's more than once
 _general_cache: dict[str, object] = {}
@@ -36,11 +37,6 @@ def shared_general_tower(path: Path):
         if key not in _general_cache:
             _general_cache[key] = load_general_tower(path)
         return _general_cache[key]
-
-
-def dialogue_from(user_text: str, context_json: str | list, reply: str | None) -> Dialogue:
-    context = json.loads(context_json) if isinstance(context_json, str) else list(context_json)
-    return Dialogue(query=user_text, context=[str(c) for c in context], reply=reply or "")
 
 
 class Encoders:

@@ -1,70 +1,26 @@
-"""Who is speaking in this turn.
+"""Who wrote a message, as the questioner tower sees it: the maths only, on plain arrays.
 
-- ``identify(store, speaker)``: the person chosen in the UI or named on the command line (a new
-  name becomes a profile when ``create`` is true).
-- ``detect(memory, text, earlier)``: the questioner tower's guess from the message and the
-  conversation's earlier messages: their mean dialogue vector against every prototype, turned
-  into probabilities with a softmax. Below ``threshold`` the guess is not ``sure`` and the
-  caller asks instead of guessing.
-- ``correct(memory, exchange_id, person)``: a one-click correction moves the exchange to the
-  right person and refreshes both prototypes, so the next guess learns from it.
+``rank(ids, prototypes, vectors, temperature)``: the mean of the message's dialogue vectors
+(the message and the conversation's earlier lines) against every person's prototype, turned
+into probabilities with a softmax at ``temperature``; returns (person id, probability) pairs,
+best first. It knows nothing of where the prototypes are kept (``assistant.people.identification``
+reads them from the store and decides what a guess is worth).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from assistant.store import Profile, Store
-from profiles.tower import Dialogue
 
-AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class Identification:
-    profile: Profile | None
-    confidence: float
-    sure: bool
-    candidates: list[tuple[Profile, float]] = field(default_factory=list)  # best first
-
-    def describe(self) -> str:
-        if self.profile is None:
-            return "nobody is known yet"
-        return f"identified as {self.profile.name} ({self.confidence:.0%})"
-
-
-def identify(store: Store, speaker: int | str, create: bool = False) -> Profile:
-    if isinstance(speaker, int):
-        return store.profile(speaker)
-    return store.get_or_add_profile(speaker) if create else store.profile(speaker)
-
-
-def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float, among=None) -> Identification:
-    """Who wrote ``text`` (after ``earlier`` lines of the same conversation), among the people
-    ``among`` (a set of profile ids; everyone when None)."""
-    ids, prototypes, _ = memory.vectors.prototypes()
-    if among is not None and len(ids):
-        keep = np.isin(ids, list(among))
-        ids, prototypes = ids[keep], prototypes[keep]
-    if len(ids) == 0:
-        return Identification(None, 0.0, False)
-    vectors = memory.encoders.dialogues([Dialogue(t, [], "") for t in [*earlier, text]])
+def rank(ids: np.ndarray, prototypes: np.ndarray, vectors: np.ndarray, temperature: float,
+         top: int = 5) -> list[tuple[int, float]]:
+    """The ``top`` most probable writers; [] when there is nobody or the prototypes come from
+    another encoder (their width differs from the vectors': not comparable)."""
     mean = vectors.mean(axis=0)
-    if prototypes.shape[1] != mean.shape[0]:  # prototypes from an older encoder: not comparable
-        return Identification(None, 0.0, False)
+    if len(ids) == 0 or prototypes.shape[1] != mean.shape[0]:
+        return []
     scores = prototypes @ (mean / max(np.linalg.norm(mean), 1e-12))
     probabilities = np.exp((scores - scores.max()) / temperature)
     probabilities /= probabilities.sum()
     order = np.argsort(-probabilities)
-    candidates = [(memory.store.profile(int(ids[i])), float(probabilities[i])) for i in order[:5]]
-    best, confidence = candidates[0]
-    return Identification(best, confidence, confidence >= threshold, candidates)
-
-
-def correct(memory, exchange_id: int, person_id: int) -> None:
-    """The exchange was really ``person_id``'s: move it there and learn from it."""
-    before = memory.store.exchange(exchange_id).profile_id
-    memory.store.reassign_exchange(exchange_id, person_id)
-    memory.refresh_prototypes({before, person_id})
+    return [(int(ids[i]), float(probabilities[i])) for i in order[:top]]

@@ -15,7 +15,7 @@ Contract:
   training time and did not help on validation), multi-head attention pooling). Because the transformer below
   is shared and frozen, one forward pass gives both towers (``encode_both``), and training
   can cache that pass once (see ``profiles.contrastive``).
-* ``encode_general``, ``encode_questioner``, ``encode_dual`` and ``encode_both`` return
+* ``encode_dual`` and ``encode_both`` return
   L2-normalised float32 numpy arrays, one row per input, computed in batches.
 * ``save(dir)`` writes ``head.pt`` and ``meta.json`` into a temporary sibling directory and
   renames it into place, so a crash never leaves a half-written encoder; ``load(dir,
@@ -38,27 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-SEP = " [SEP] "  # the tokenizer's own separator: segments stay recognisable after tokenizing
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    query: str
-    context: list[str] = field(default_factory=list)  # earlier turns, oldest first
-    reply: str = ""
-
-
-def dialogue_text(d: Dialogue) -> str:
-    """Query, reply, then context from the most recent turn, joined by [SEP].
-
-    What matters most comes first so truncation only cuts old context. The reply keeps its
-    slot even when empty, so segment k is always: 0 query, 1 reply, 2+ earlier turns.
-    """
-    parts = [d.query.strip(), d.reply.strip(), *(t.strip() for t in reversed(d.context))]
-    while len(parts) > 1 and not parts[-1]:
-        parts.pop()
-    return SEP.join(parts)
-
+from profiles.dialogue import SEP, Dialogue, dialogue_text  # noqa: F401 (the tower's input type)
 
 def segment_ids(input_ids: np.ndarray, sep_id: int) -> np.ndarray:
     """Segment index of each token: the number of [SEP]s before it ([CLS] is in the query)."""
@@ -230,12 +210,6 @@ class QuestionerEncoder(nn.Module):
     def encode_both(self, items, batch_size: int = 64, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
         general, states, _ = self.frozen_pass(items, batch_size, bf16=bf16)
         return general, self.embed_states(states)
-
-    def encode_general(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
-        return self.frozen_pass(items, batch_size)[0]
-
-    def encode_questioner(self, items: Sequence[Dialogue | str], batch_size: int = 64) -> np.ndarray:
-        return self.encode_both(items, batch_size)[1]
 
     def encode_dual(self, items: Sequence[Dialogue | str], batch_size: int = 64, bf16: bool = False) -> np.ndarray:
         return self.combine(*self.encode_both(items, batch_size, bf16))

@@ -8,10 +8,10 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.pipeline import Assistant
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from app.auth import Access, Gate, Users, add_user, verify_password
 from app.web import check_binding
 from assistant.errors import ConfigError, InputError, NotFoundError
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 
 CONFIDANT = str(Path(sys.executable).parent / "confidant")
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from assistant.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from assistant.cloud import CloudModel, check, describe_check
+from assistant.models.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from assistant.models.cloud import CloudModel, check, describe_check
 from assistant.errors import CloudError, CloudUnavailable
 from assistant.settings import bundled_model_path, load_settings
 from tests.browser import free_port, serving
@@ -30,7 +30,7 @@ def no_openai_env(monkeypatch):
 @pytest.fixture(scope="module")
 def llama_server():
     port = free_port()
-    command = [sys.executable, "-m", "assistant.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
+    command = [sys.executable, "-m", "assistant.models.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias", "smollm2",
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", KEY, "--verbose", "False"]
     url = f"http://127.0.0.1:{port}/v1"
     with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):

@@ -18,26 +18,26 @@ import sys
 import pytest
 
 from assistant.doctor import diagnose
-from assistant.memory import Memory
+from assistant.memory.memory import Memory
 from assistant.pipeline import Assistant
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 from tests.crash_harness import REPO, Soak, child_env
 
 MESSAGE = "What should I cook tonight?"
 
-# A real turn in a child process that SIGKILLs itself right after the named Store method commits.
+# A real turn in a child process that SIGKILLs itself right after the named TurnLog method commits.
 DIE_AFTER = """
 import os, signal, sys
 from assistant.pipeline import Assistant
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.turn_log import TurnLog
 data_dir, method, message = sys.argv[1:4]
-original = getattr(Store, method)
+original = getattr(TurnLog, method)
 def then_die(self, *args, **kwargs):
     original(self, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # the power cut, right after this commit
-setattr(Store, method, then_die)
+setattr(TurnLog, method, then_die)
 assistant = Assistant(load_settings(data_dir=data_dir))
 for _ in assistant.turn(message, assistant.store.get_or_add_profile("Alice").id):
     pass
@@ -121,7 +121,7 @@ KILLED_SAVE = """
 import os, signal, sys
 from pathlib import Path
 import numpy as np
-from assistant.index import MemoryIndex
+from assistant.memory.index import MemoryIndex
 vectors = np.random.default_rng(0).normal(size=(20, 16)).astype("float32")
 index = MemoryIndex.rebuild(np.arange(1, 11), vectors[:10], 16, Path(sys.argv[1]))
 index.save()  # the old index: ids 1 to 10

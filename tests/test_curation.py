@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from app import charts
-from assistant import archive, curation
+from assistant.people import archive, curation
 from assistant.errors import InputError, NotFoundError
-from assistant.recall import recall_memories
+from assistant.memory.recall import recall_memories
+from assistant.people.service import People
 from tests.test_portable import counts, memory_at, say
 
 
@@ -128,13 +129,14 @@ def test_a_broken_archive_is_refused_before_anything_is_written(household, tmp_p
 
 def test_pictures_are_drawn_for_the_people_asked_for_only(household, tmp_path):
     memory, ann, ben = household
-    drawn = charts.people_map(memory, [ann.id, ben.id], tmp_path / "map.png")
+    people = People(memory.settings, memory.store, memory)
+    drawn = charts.people_map(people, [ann.id, ben.id], tmp_path / "map.png")
     assert Image.open(drawn).size[0] > 300
-    assert charts.people_map(memory, [ben.id], tmp_path / "ben.png") is None  # one dot is no map
-    assert Image.open(charts.activity(memory.store, ann.id, tmp_path / "a.png")).format == "PNG"
-    assert Image.open(charts.cloud_share(memory.store, [ann.id], tmp_path / "c.png")).format == "PNG"
+    assert charts.people_map(people, [ben.id], tmp_path / "ben.png") is None  # one dot is no map
+    assert Image.open(charts.activity(people, ann.id, tmp_path / "a.png")).format == "PNG"
+    assert Image.open(charts.cloud_share(people, [ann.id], tmp_path / "c.png")).format == "PNG"
     memory.recluster(force=True)
-    assert Image.open(charts.topics(memory.store, ann.id, tmp_path / "t.png")).format == "PNG"
+    assert Image.open(charts.topics(people, ann.id, tmp_path / "t.png")).format == "PNG"
 
 
 def test_cli_archives_everyone_and_merges_people(household, tmp_path):

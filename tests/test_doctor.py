@@ -14,11 +14,12 @@ import pytest
 
 from app.cli import main
 from assistant.doctor import STUCK_ERROR, diagnose
-from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
-from assistant.memory import Memory
+from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
+from assistant.memory.memory import Memory
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 from profiles.tower import QuestionerEncoder
+from assistant.store.turn_log import TurnLog
 
 CHECKS = ["leftover files", "encoder", "database integrity", "foreign keys", "schema version", "pending exchanges",
           "dialogue vectors", "exchange vectors", "index"]
@@ -113,7 +114,7 @@ def change_a_vector(data_dir):
 def leave_pending(data_dir):
     store = Store(data_dir / "confidant.db")
     profile = store.profile("Alice")
-    store.begin_exchange(store.new_session(profile.id).id, profile.id, "are you still there?")
+    TurnLog(store).begin_exchange(store.new_session(profile.id).id, profile.id, "are you still there?")
     store.close()
 
 

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from assistant import privacy
-from assistant.breaker import CircuitBreaker
-from assistant.escalation import Escalation
+from assistant.models import privacy
+from assistant.models.breaker import CircuitBreaker
+from assistant.models.escalation import Escalation
 from assistant.pipeline import Answering, Assistant, Chunk, Finished, Rerouted, Started
 from assistant.settings import load_settings
 from tests.faults import WORDS, FaultServer
@@ -48,7 +48,7 @@ def make_assistant(tmp_path, local, server, **overrides):
                   cloud_first_token_timeout=2.0, cloud_total_timeout=5.0, cloud_mode="always")
     settings = load_settings(**{**values, **overrides})
     assistant = Assistant(settings, local=local)
-    from assistant.cloud import CloudModel
+    from assistant.models.cloud import CloudModel
 
     assistant.escalation = Escalation(settings, assistant.store,
                                       CloudModel(settings, breaker=CircuitBreaker(failures=100, cooldown=60)))

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import InputError, ModelError, StoreError
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.pipeline import Assistant, Finished
 from assistant.settings import bundled_model_path, load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
+from assistant.store.turn_log import TurnLog
 
 
 @pytest.mark.parametrize("message, expected", [
@@ -103,8 +104,8 @@ def remember_the_milk(data_dir) -> list[tuple]:
     """A store with one finished exchange; returns its rows, to compare with after the ordeal."""
     store = Store(data_dir / "confidant.db")
     alice = store.add_profile("Alice")
-    exchange_id = store.begin_exchange(store.new_session(alice.id).id, alice.id, "remember the milk")
-    store.complete_exchange(exchange_id, "Noted: milk.", GenerationStats("local", "test", 1.0, 2, 1.0))
+    exchange_id = TurnLog(store).begin_exchange(store.new_session(alice.id).id, alice.id, "remember the milk")
+    TurnLog(store).complete_exchange(exchange_id, "Noted: milk.", GenerationStats("local", "test", 1.0, 2, 1.0))
     store.close()
     return rows(data_dir)
 
@@ -267,7 +268,7 @@ def test_a_store_at_its_size_limit_refuses_the_turn_clearly_and_keeps_going_afte
         list(assistant.turn("x" * 7000, store.profile("Alice").id))
     assert rows(tmp_path) == before
     store.db.execute("PRAGMA max_page_count = 1073741823")
-    assert store.begin_exchange(store.new_session(1).id, 1, "after the limit") > before[-1][0]
+    assert TurnLog(store).begin_exchange(store.new_session(1).id, 1, "after the limit") > before[-1][0]
     store.close()
 
 

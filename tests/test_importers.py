@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import InputError
-from assistant.importers import chatgpt, transcript, whatsapp
+from assistant.people.importers import chatgpt, transcript, whatsapp
 
 CHATS = Path(__file__).parent / "fixtures" / "chats"
 ROOT = Path(__file__).parent.parent

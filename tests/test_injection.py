@@ -28,8 +28,8 @@ import pytest
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 from assistant.errors import ModelError
-from assistant.importers import transcript
-from assistant.local import LocalModel
+from assistant.people.importers import transcript
+from assistant.models.local import LocalModel
 from assistant.pipeline import Assistant, Finished
 from assistant.settings import bundled_model_path, load_settings
 from tests.faults import FaultServer

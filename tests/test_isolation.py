@@ -1,7 +1,7 @@
 """Isolation (issue 6, point 3): one person's memories are never another's.
 
 - Property (hypothesis): over random stores of several people and random queries, recall
-  (``assistant.recall``, real SQLite, real FAISS) returns only complete exchanges; anything
+  (``assistant.memory.recall``, real SQLite, real FAISS) returns only complete exchanges; anything
   not of the asking person is a cold-start style example marked ``borrowed_from`` with its
   real owner's name, and is never put in the prompt as the person's own past turns. At least
   10,000 generated queries. The embedder is a hashed bag of words: different texts get
@@ -26,12 +26,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from assistant import prompts
-from assistant.local import LocalModel
-from assistant.memory import Memory
-from assistant.recall import recall
+from assistant.models.local import LocalModel
+from assistant.memory.memory import Memory
+from assistant.memory.recall import recall
 from assistant.settings import bundled_model_path, load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 from profiles.tower import dialogue_text
+from assistant.store.turn_log import TurnLog
 from tests.test_cloud import no_openai_env  # noqa: F401  (autouse: the developer's OPENAI_* stay out)
 
 DIM = 64
@@ -96,11 +97,11 @@ def build(data_dir: Path, people: list, cold_start_min: int, recall_k: int):
     for n, talk in enumerate(people):
         for k, (message, reply, status, slot) in enumerate(talk):
             # a tag of its own makes every text unique, so a leak is visible in the prompt's text too
-            exchange_id = store.begin_exchange(sessions[n][slot], profiles[n].id, f"{message} m{n}x{k}")
+            exchange_id = TurnLog(store).begin_exchange(sessions[n][slot], profiles[n].id, f"{message} m{n}x{k}")
             if status == "complete":
-                memory.remember(store.complete_exchange(exchange_id, f"{reply} r{n}x{k}", stats))
+                memory.remember(TurnLog(store).complete_exchange(exchange_id, f"{reply} r{n}x{k}", stats))
             elif status == "failed":
-                store.fail_exchange(exchange_id, "test", f"{reply} r{n}x{k}")
+                TurnLog(store).fail_exchange(exchange_id, "test", f"{reply} r{n}x{k}")
     return settings, memory, profiles, sessions
 
 
@@ -195,7 +196,7 @@ def cloud_server():
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "assistant.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias",
+    command = [sys.executable, "-m", "assistant.models.llama_runtime", "serve", "--model", str(bundled_model_path()), "--model_alias",
                "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_threads", "1",
                "--api_key", KEY, "--verbose", "False"]
     with serving(command, f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}):
@@ -214,7 +215,7 @@ def quick_local(tmp_path_factory):
 def household(tmp_path, cloud_server, quick_local, monkeypatch):
     """Alice (with the canaries) and Bob, imported through the real importer and memory; the
     cloud is the real llama.cpp server behind a proxy that records every request."""
-    from assistant.importers import transcript
+    from assistant.people.importers import transcript
     from assistant.pipeline import Assistant
     from tests.faults import FaultServer
     from tests.test_cloud import KEY

@@ -2,7 +2,7 @@
 
 The checks hold on any CPU: the decision reads the real library's system info, the wiring is
 checked with the decision forced both ways, the OpenAI-compatible server the tests use is built
-by the same code, and a source walk keeps ``assistant/llama_runtime.py`` the only place a model
+by the same code, and a source walk keeps ``assistant/models/llama_runtime.py`` the only place a model
 is created. On a CPU with AMX the decode canary runs the crashing shape in a child process, so
 a segmentation fault fails the test instead of killing the run.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant import llama_runtime
-from assistant.local import LocalModel
+from assistant.models import llama_runtime
+from assistant.models.local import LocalModel
 from assistant.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_the_project_model_follows_the_decision(tmp_path, as_if, build, expected
 
 @pytest.mark.parametrize("build, expected", [(AMX_BUILD, False), (PLAIN_BUILD, True)])
 def test_the_test_server_builds_its_model_the_same_way(tmp_path, as_if, build, expected, monkeypatch):
-    """``python -m assistant.llama_runtime serve`` runs llama_cpp.server's main; its model proxy is
+    """``python -m assistant.models.llama_runtime serve`` runs llama_cpp.server's main; its model proxy is
     created here in-process by the same code path, without binding a port."""
     import llama_cpp.server.app as server_app
     import uvicorn
@@ -83,7 +83,7 @@ def test_only_llama_runtime_creates_llama_models_or_servers():
 
 DECODE = textwrap.dedent("""
     import sys
-    from assistant.local import LocalModel
+    from assistant.models.local import LocalModel
     from assistant.settings import load_settings
     model = LocalModel(load_settings(data_dir=sys.argv[1], max_tokens=8, temperature=0.0, n_threads=1))
     prompt = model.fit({"role": "system", "content": "You are helpful."}, [],

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from assistant.errors import InputError, ModelError
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.settings import load_settings
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}

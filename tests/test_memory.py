@@ -11,15 +11,16 @@ import pytest
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import balanced_accuracy
-from assistant.importers import mqd
-from assistant.memory import Memory
+from assistant.people.importers import mqd
+from assistant.memory.memory import Memory
 from assistant.pipeline import Assistant, Chunk, Finished, Started, Unsure
-from assistant.recall import recall_memories
+from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
-from assistant.store import Store
+from assistant.store.store import Store
 from profiles.clusters import cluster_queries
-from profiles.identify import AUTO, correct, detect
+from assistant.people.identification import AUTO, correct, detect
 from profiles.tower import Dialogue
+from assistant.store.turn_log import TurnLog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 RESPONDER = "rachel_green"
@@ -183,7 +184,7 @@ def test_detection_names_people_from_how_they_write(tmp_path):
     the CPU has it) and probed as in a turn (one text, float32). Friends queriers are too alike to
     show it on a test-sized slice (their held-out queries are named at chance, 22/100 with five
     people); the measured accuracy on the full data is ``bench.speaker_id``'s."""
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
 
     memory = memory_at(tmp_path)
     memory.ingest(ImportBatch("test", [
@@ -265,7 +266,7 @@ def test_a_failed_import_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 
 def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
 
     memory = memory_at(tmp_path)
     secret, kept = "my locker code is 4417-zebra", "the weather is lovely today"
@@ -282,7 +283,7 @@ def test_deleting_a_person_removes_their_words_from_the_database_file(tmp_path):
 
 
 def test_the_index_turns_approximate_above_its_threshold_and_searches_only_the_askers_ids(tmp_path):
-    from assistant.index import MemoryIndex, check_file
+    from assistant.memory.index import MemoryIndex, check_file
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((3000, 32)).astype(np.float32)
@@ -311,8 +312,8 @@ def test_the_index_turns_approximate_above_its_threshold_and_searches_only_the_a
 
 
 def test_prototypes_grown_turn_by_turn_equal_the_ones_read_in_full(tmp_path):
-    from assistant.importers import ImportBatch, ImportedConversation, ImportedExchange
-    from assistant.store import GenerationStats
+    from assistant.people.importers import ImportBatch, ImportedConversation, ImportedExchange
+    from assistant.store.store import GenerationStats
 
     memory = memory_at(tmp_path)
     memory.ingest(ImportBatch("test", [
@@ -321,16 +322,16 @@ def test_prototypes_grown_turn_by_turn_equal_the_ones_read_in_full(tmp_path):
     ]), progress=False)
     nina, omar = memory.store.find_profile("Nina"), memory.store.find_profile("Omar")
     for person, text in ((nina, "did you feed the cat?"), (omar, "meeting at ten?"), (nina, "movie tonight?")):
-        exchange_id = memory.store.begin_exchange(memory.store.new_session(person.id).id, person.id, text)
-        memory.remember(memory.store.complete_exchange(exchange_id, "sure", GenerationStats("local", "m", 1.0, 1, 1.0)))
+        exchange_id = TurnLog(memory.store).begin_exchange(memory.store.new_session(person.id).id, person.id, text)
+        memory.remember(TurnLog(memory.store).complete_exchange(exchange_id, "sure", GenerationStats("local", "m", 1.0, 1, 1.0)))
     grown = memory.vectors.prototypes()
     memory.refresh_prototypes()
     full = memory.vectors.prototypes()
     assert grown[0].tolist() == full[0].tolist() and grown[2].tolist() == full[2].tolist() == [4, 2]
     assert np.allclose(grown[1], full[1], atol=1e-5)
     memory.vectors.set_prototypes([omar.id], np.zeros((1, full[1].shape[1])), [7])  # changed elsewhere, say
-    memory.remember(memory.store.complete_exchange(
-        memory.store.begin_exchange(memory.store.new_session(omar.id).id, omar.id, "lunch?"), "ok",
+    memory.remember(TurnLog(memory.store).complete_exchange(
+        TurnLog(memory.store).begin_exchange(memory.store.new_session(omar.id).id, omar.id, "lunch?"), "ok",
         GenerationStats("local", "m", 1.0, 1, 1.0)))
     grown = memory.vectors.prototypes()
     memory.refresh_prototypes()

@@ -2,7 +2,7 @@ import pytest
 
 from assistant.errors import InputError, ModelError
 from assistant.pipeline import Assistant, Chunk, Finished, Started
-from assistant.recall import session_history
+from assistant.memory.recall import session_history
 
 
 def run(assistant, message, speaker, session_id=None):

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from assistant.errors import InputError, StoreError
-from assistant.forgetting import forget
-from assistant.memory import Memory
-from assistant.portable import FORMAT, export_profile, import_profile, write_export
-from assistant.recall import recall_memories
+from assistant.people.forgetting import forget
+from assistant.memory.memory import Memory
+from assistant.people.portable import FORMAT, export_profile, import_profile, write_export
+from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
+from assistant.store.turn_log import TurnLog
 
 ROOT = Path(__file__).parent.parent
 STATS = GenerationStats("local", "test-model", 12.0, 8, 40.0)
@@ -32,8 +33,8 @@ def say(memory: Memory, session, text: str, reply: str, when: str) -> int:
     """One chat turn the way the pipeline stores it (begin, complete, remember), dated ``when``."""
     store = memory.store
     last = store.session_exchanges(session.id, last=1, complete_only=True)
-    exchange_id = store.begin_exchange(session.id, session.profile_id, text, [t for e in last for t in (e.user_text, e.reply)])
-    store.complete_exchange(exchange_id, reply, STATS)
+    exchange_id = TurnLog(store).begin_exchange(session.id, session.profile_id, text, [t for e in last for t in (e.user_text, e.reply)])
+    TurnLog(store).complete_exchange(exchange_id, reply, STATS)
     with store.transaction() as db:
         db.execute("UPDATE exchanges SET created_at = ?, completed_at = ? WHERE id = ?", (when, when, exchange_id))
         db.execute("UPDATE sessions SET created_at = MIN(created_at, ?), updated_at = ? WHERE id = ?",
@@ -58,7 +59,7 @@ def alice(tmp_path):
     say(memory, garden, "And when do they flower?", "In April, usually.", "2024-01-10T09:05:00+00:00")
     trip = store.new_session(person.id)
     say(memory, trip, "Which train goes to Lyon tomorrow morning?", "The 7:04 from Gare de Lyon.", "2024-03-02T18:00:00+00:00")
-    store.fail_exchange(store.begin_exchange(trip.id, person.id, "never answered"), "model crashed")
+    TurnLog(store).fail_exchange(TurnLog(store).begin_exchange(trip.id, person.id, "never answered"), "model crashed")
     bob = store.new_session(store.add_profile("Bob").id)
     say(memory, bob, "What is a good name for a cat?", "Miso.", "2024-02-01T12:00:00+00:00")
     yield memory
@@ -213,7 +214,7 @@ def test_cli_exports_from_one_data_dir_and_imports_into_another(tmp_path):
     store = Store(load_settings(data_dir=source).database_path)
     session = store.new_session(store.add_profile("Alice").id)
     for text, reply in (("Is it going to rain?", "Probably, take a coat."), ("What about tomorrow?", "Sunny.")):
-        store.complete_exchange(store.begin_exchange(session.id, session.profile_id, text), reply, STATS)
+        TurnLog(store).complete_exchange(TurnLog(store).begin_exchange(session.id, session.profile_id, text), reply, STATS)
     store.close()
 
     def confidant(*args):

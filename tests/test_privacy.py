@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from assistant import privacy
+from assistant.models import privacy
 from assistant.errors import PrivacyError
-from assistant.privacy import redact
+from assistant.models.privacy import redact
 
 NAMES = ["Alice Smith", "Bob", "José Álvarez", "Mary-Jane van der Berg"]
 

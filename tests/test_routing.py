@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.difficulty import DifficultyModel
+from assistant.routing.difficulty import DifficultyModel
 from assistant.errors import InputError
 from assistant.evaluation import routing
 from assistant.evaluation.questions import Question, is_correct, read_questions
@@ -94,7 +94,7 @@ def test_the_routing_benchmark_end_to_end(tmp_path):
 
 
 def test_training_a_router_round_trips_and_remembers_what_it_saw(tmp_path):
-    from assistant.difficulty import CONVERSATION, Example, train
+    from assistant.routing.difficulty import CONVERSATION, Example, train
     from assistant.evaluation.questions import read_chat
 
     settings = load_settings()

@@ -7,7 +7,7 @@ from markdown_it import MarkdownIt
 
 from app import render, sanitize
 from app.sanitize import as_plain, is_inert, model_line, model_text
-from assistant.store import Exchange
+from assistant.store.store import Exchange
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",

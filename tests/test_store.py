@@ -3,8 +3,9 @@ import sqlite3
 import pytest
 
 from assistant.errors import InputError, NotFoundError, StoreError
-from assistant.migrations import MIGRATIONS
-from assistant.store import GenerationStats, Store
+from assistant.store.migrations import MIGRATIONS
+from assistant.store.store import GenerationStats, Store
+from assistant.store.turn_log import TurnLog
 
 STATS = GenerationStats(route="local", model="test-model", ttft_ms=12.5, tokens=3, tokens_per_s=40.0)
 
@@ -20,8 +21,8 @@ def test_data_survives_reopen_and_migration_is_idempotent(settings):
     first = Store(settings.database_path)
     alice = first.add_profile("Alice")
     session = first.new_session(alice.id)
-    exchange_id = first.begin_exchange(session.id, alice.id, "hello")
-    first.complete_exchange(exchange_id, "hi there", STATS)
+    exchange_id = TurnLog(first).begin_exchange(session.id, alice.id, "hello")
+    TurnLog(first).complete_exchange(exchange_id, "hi there", STATS)
     first.close()
 
     again = Store(settings.database_path)
@@ -34,12 +35,12 @@ def test_data_survives_reopen_and_migration_is_idempotent(settings):
 def test_user_message_is_committed_before_the_reply(store):
     alice = store.add_profile("Alice")
     session = store.new_session(alice.id)
-    exchange_id = store.begin_exchange(session.id, alice.id, "are you there?")
+    exchange_id = TurnLog(store).begin_exchange(session.id, alice.id, "are you there?")
     # A second connection (another process would see the same) already has the message.
     other = sqlite3.connect(store.path)
     row = other.execute("SELECT user_text, status FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
     assert row == ("are you there?", "pending")
-    store.fail_exchange(exchange_id, "model crashed", "partial")
+    TurnLog(store).fail_exchange(exchange_id, "model crashed", "partial")
     row = other.execute("SELECT user_text, status, error, reply FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
     assert row == ("are you there?", "failed", "model crashed", "partial")
 
@@ -58,8 +59,8 @@ def test_names_are_trimmed_and_unique_ignoring_case(store):
 def test_rename_and_delete_cascade(store):
     bob = store.add_profile("Bob")
     session = store.new_session(bob.id)
-    exchange_id = store.begin_exchange(session.id, bob.id, "secret plans")
-    store.complete_exchange(exchange_id, "ok", STATS)
+    exchange_id = TurnLog(store).begin_exchange(session.id, bob.id, "secret plans")
+    TurnLog(store).complete_exchange(exchange_id, "ok", STATS)
     carol = store.add_profile("Carol")
     with pytest.raises(InputError):
         store.rename_profile("Bob", "carol")
@@ -75,16 +76,16 @@ def test_profiles_listed_most_recently_active_first(store):
     first = store.add_profile("First")
     store.add_profile("Second")
     session = store.new_session(first.id)
-    store.begin_exchange(session.id, first.id, "newest activity")
+    TurnLog(store).begin_exchange(session.id, first.id, "newest activity")
     assert [p.name for p in store.profiles()][0] == "First"
 
 
 def test_session_history_in_order_with_limit(store):
     alice = store.add_profile("Alice")
     session = store.new_session(alice.id)
-    ids = [store.begin_exchange(session.id, alice.id, f"message {i}") for i in range(5)]
+    ids = [TurnLog(store).begin_exchange(session.id, alice.id, f"message {i}") for i in range(5)]
     for exchange_id in ids[:4]:
-        store.complete_exchange(exchange_id, "ok", STATS)
+        TurnLog(store).complete_exchange(exchange_id, "ok", STATS)
     last_two = store.session_exchanges(session.id, last=2, complete_only=True)
     assert [e.user_text for e in last_two] == ["message 2", "message 3"]
     assert len(store.session_exchanges(session.id)) == 5
@@ -104,3 +105,48 @@ def test_unreadable_database_gives_a_store_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="could not open"):
         Store(path)
+
+
+def per_person_columns(store) -> set[tuple[str, str]]:
+    """(table, column) of every column pointing at a profile or an exchange: a foreign key to
+    one, or a column named for one."""
+    found = set()
+    for table in store.db.table_names():
+        for key in store.db.execute(f"PRAGMA foreign_key_list({table})").fetchall():
+            if key[2] in ("profiles", "exchanges"):
+                found.add((table, key[3]))
+        for column in store.db[table].columns:
+            if column.name in ("profile_id", "exchange_id", "identified_as"):
+                found.add((table, column.name))
+    return found
+
+
+def declared_columns() -> set[tuple[str, str]]:
+    from assistant.store.person_tables import PERSON_TABLES
+
+    return {(t.table, t.column) for t in PERSON_TABLES}
+
+
+def test_every_table_holding_a_persons_data_is_declared(store):
+    """Such a table holds someone's data: forget, merge, delete and export reach it only if declared."""
+    found = per_person_columns(store)
+    assert found and found - declared_columns() == set(), "declare them in assistant/store/person_tables.py"
+    assert declared_columns() <= found  # nothing declared that the schema no longer has
+
+
+def test_a_new_per_person_table_fails_the_declaration_check(store):
+    """The check above is not vacuous: a table added with a profile reference is caught."""
+    with store.transaction() as db:
+        db.execute("CREATE TABLE facts (id INTEGER PRIMARY KEY, person INTEGER REFERENCES profiles(id))")
+        db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, exchange_id INTEGER)")
+    assert per_person_columns(store) - declared_columns() == {("facts", "person"), ("notes", "exchange_id")}
+
+
+def test_deleting_a_person_clears_guesses_that_pointed_at_them(store):
+    alice, bob = store.add_profile("Alice"), store.add_profile("Bob")
+    session = store.new_session(bob.id)
+    exchange_id = TurnLog(store).begin_exchange(session.id, bob.id, "hello")
+    TurnLog(store).record_identification(exchange_id, alice.id, 0.9)
+    store.delete_profile("Alice")
+    assert store.exchange(exchange_id).identified_as is None
+    assert store.count_exchanges(bob.id) == 1

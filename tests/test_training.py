@@ -15,13 +15,16 @@ import numpy as np
 import pytest
 
 from assistant.errors import AdapterError, TrainingCancelled, TrainingError
-from assistant.importers import mqd
-from assistant.llama_runtime import create_llama
-from assistant.memory import Memory
+from assistant.memory.memory import Memory
+from assistant.models.llama_runtime import create_llama
+from assistant.people.importers import mqd
+from assistant.people.service import People
 from assistant.settings import load_settings
-from assistant.store import GenerationStats, Store
+from assistant.store import people as records
+from assistant.store.store import GenerationStats, Store
+from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
-from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts
+from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
 from assistant.training.trainer import TuneConfig, tune
@@ -51,15 +54,16 @@ def llm(trained):
 def test_only_human_and_cloud_replies_are_learned(settings, store):
     person = store.add_profile("Sam")
     session = store.new_session(person.id)
-    local = store.begin_exchange(session.id, person.id, "hi")
-    store.complete_exchange(local, "the local model said this", GenerationStats("local", "smollm2", 1, 1, 1))
-    cloud = store.begin_exchange(session.id, person.id, "hard question", ["hi", "the local model said this"])
-    store.complete_exchange(cloud, "a cloud answer", GenerationStats("cloud", "gpt", 1, 1, 1))
+    log = TurnLog(store)
+    local = log.begin_exchange(session.id, person.id, "hi")
+    log.complete_exchange(local, "the local model said this", GenerationStats("local", "smollm2", 1, 1, 1))
+    cloud = log.begin_exchange(session.id, person.id, "hard question", ["hi", "the local model said this"])
+    log.complete_exchange(cloud, "a cloud answer", GenerationStats("cloud", "gpt", 1, 1, 1))
     imported = store.add_imported_exchange(session.id, person.id, "old question", "my own reply", [], "whatsapp")
     examples = {e.exchange_id: e for e in learnable(store)}
     assert set(examples) == {cloud, imported}  # never the local model's own unedited reply
-    with store.transaction() as db:
-        db.execute("UPDATE exchanges SET reply = 'corrected', edited_at = '2026-01-01' WHERE id = ?", (local,))
+    records.rewrite_exchange(store, store.exchange(local), "hi", "corrected", {}, None)  # the Memory tab's edit
+    assert store.exchange(local).edited_at is not None
     assert local in {e.exchange_id for e in learnable(store)}
     assert source_counts(store) == {"Sam": {"imported": 1, "corrected": 1, "cloud": 1}}
 
@@ -68,14 +72,16 @@ def test_tag_at_inference_is_trainings(settings, store):
     """The prompt a live turn is answered with is, once stored, the prompt training reads."""
     person = store.add_profile("Monica Geller")
     session = store.new_session(person.id)
-    first = store.begin_exchange(session.id, person.id, "How are you?")
-    store.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    log = TurnLog(store)
+    first = log.begin_exchange(session.id, person.id, "How are you?")
+    log.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
     context = [e for e in store.session_exchanges(session.id)][-1]
-    second = store.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
+    second = log.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
     at_inference = live_prompt(store.exchange(second), "Monica Geller")  # the pending turn, as the pipeline has it
-    store.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    log.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
     stored = next(e for e in learnable(store) if e.exchange_id == second)
     assert prompt_of(stored) == at_inference
+    assert turn_prompt((context.user_text, context.reply), "Monica Geller", "Did you sleep okay?") == at_inference
     assert at_inference.endswith("Monica Geller: Did you sleep okay?\nAssistant:")
     assert prompt_of(stored, tagged=False).endswith("Someone: Did you sleep okay?\nAssistant:")
 
@@ -185,7 +191,7 @@ def test_interrupted_write_keeps_the_old_adapter(trained, monkeypatch):
 
 
 def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained, llm):
-    from assistant.local import LocalModel
+    from assistant.models.local import LocalModel
     from assistant.pipeline import Assistant, Finished
 
     settings, memory, _, path = trained
@@ -201,24 +207,23 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
 
 
 def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
-    from assistant import curation
-
     settings, memory, _, path = trained
     saved = path.read_bytes()
     store = memory.store
+    people = People(settings, store, memory)
     chandler, ross = store.profile("Chandler Bing"), store.profile("Dr Ross Geller")
     untrained = store.rows("SELECT id FROM exchanges WHERE source = 'chat' AND profile_id = ? LIMIT 1",
                            (store.profile("Monica Geller").id,))[0]["id"]  # the live turn's, not learned from
-    curation.edit(memory, untrained, "How are you?", "Fine.", store.profile("Monica Geller").id)
+    people.edit(untrained, "How are you?", "Fine.", store.profile("Monica Geller").id)
     assert path.read_bytes() == saved  # nothing it learned from changed
     learned = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND source = 'import' LIMIT 2", (chandler.id,))
-    curation.edit(memory, learned[0]["id"], "What?", "Nothing.", chandler.id)
+    people.edit(learned[0]["id"], "What?", "Nothing.", chandler.id)
     assert not path.exists()
     path.write_bytes(saved)
-    curation.delete(memory, learned[1]["id"], chandler.id)
+    people.delete_memory(learned[1]["id"], chandler.id)
     assert not path.exists()
     path.write_bytes(saved)
-    curation.merge(memory, ross.name, chandler.name)
+    people.merge(ross.name, chandler.name)
     assert not path.exists()
     path.write_bytes(saved)
 
@@ -227,6 +232,6 @@ def test_deleting_a_person_removes_the_adapter(trained):
     """Last in the module: it deletes the adapter the other tests use."""
     settings, memory, _, path = trained
     assert path.is_file()
-    memory.delete_profile("Monica Geller")
+    People(settings, memory.store, memory).delete("Monica Geller")
     assert not path.exists()
     assert not list(settings.data_dir.glob("*.gguf")) and not list(settings.data_dir.glob(".*partial"))

@@ -15,13 +15,13 @@ import random
 import tempfile
 from pathlib import Path
 
-from assistant.difficulty import DifficultyModel
+from assistant.routing.difficulty import DifficultyModel
 from assistant.evaluation.questions import Question
-from assistant.memory import Memory
-from assistant.route_log import RouteLog
-from assistant.router import Router
+from assistant.memory.memory import Memory
+from assistant.store.turn_log import TurnLog
+from assistant.routing.router import Router
 from assistant.settings import Settings
-from assistant.store import GenerationStats, Store
+from assistant.store.store import GenerationStats, Store
 
 TEMPLATES = ["Quick question: {q}", "{q} Thanks!", "Could you help me with this? {q}", "hey, {lower}"]
 
@@ -44,18 +44,18 @@ def route_all(texts: list[str], settings: Settings, model: DifficultyModel) -> t
         settings = settings.model_copy(update={"data_dir": Path(tmp)})
         store = Store(settings.database_path)
         memory, person = Memory(settings, store), store.add_profile("replay")
-        router, log = Router(settings, memory, model), RouteLog(store)
+        router, log = Router(settings, memory, model), TurnLog(store)
         cloud = cached = 0
         for text in texts:
             session = store.new_session(person.id)
-            exchange_id = store.begin_exchange(session.id, person.id, text, [])
+            exchange_id = TurnLog(store).begin_exchange(session.id, person.id, text, [])
             query = memory.encoders.queries([text])[0]
             route = router.choose("auto", person, text, query, session.id)
             log.record(exchange_id, route.target, route.reason, route.score)
             cloud += route.target == "cloud"
             cached += route.cached is not None
             stats = GenerationStats(route.target, "replay", 0.0, 1, 0.0)
-            memory.remember(store.complete_exchange(exchange_id, "(an answer)", stats))
+            memory.remember(TurnLog(store).complete_exchange(exchange_id, "(an answer)", stats))
         store.close()
         return cloud, cached
 

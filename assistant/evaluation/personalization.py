@@ -32,12 +32,12 @@ from assistant import prompts
 from assistant.errors import InputError
 from assistant.evaluation import finetune
 from assistant.evaluation.metrics import balanced_accuracy, bleu, bootstrap_ci, paired_delta, rouge_l
-from assistant.importers import mqd
-from assistant.local import LocalModel
-from assistant.memory import Memory
-from assistant.recall import Recalled, recall_memories
+from assistant.people.importers import mqd
+from assistant.models.local import LocalModel
+from assistant.memory.memory import Memory
+from assistant.memory.recall import Recalled, recall_memories
 from assistant.settings import Settings
-from assistant.store import Store
+from assistant.store.store import Store
 from assistant.training.trainer import TuneConfig
 from profiles.tower import Dialogue
 

@@ -23,9 +23,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from assistant import prompts
-from assistant.difficulty import DifficultyModel
+from assistant.routing.difficulty import DifficultyModel
 from assistant.evaluation.questions import Question, is_correct, read_chat, read_questions
-from assistant.local import LocalModel
+from assistant.models.local import LocalModel
 from assistant.settings import Settings
 from profiles.encoding import shared_general_tower
 

@@ -1,4 +1,9 @@
-"""Teaching the local model: LoRA fine-tuning on the household's own dialogues.
+"""Training: the models this project learns from its own data.
+
+Owns: training the router's difficulty model on question sets (``router.py``) and training the
+questioner tower on the stored exchanges, then refreshing the vectors and prototypes it made
+(``encoder.py``; the tower and its loss are ``profiles/``); teaching the local model, LoRA
+fine-tuning on the household's own dialogues:
 
 - ``dialogues``: which stored exchanges may be learned from, and the ONE speaker-tagged prompt
   format shared by training and inference.
@@ -9,5 +14,7 @@
 - ``adapter``: the adapter in the data dir (metadata, base-model check, staleness).
 - ``serving``: applying an adapter to a loaded llama.cpp model per request.
 - ``teach``: store → training → adapter, what ``confidant tune`` runs.
-- ``tuned_model``: a live turn answered with the adapter (the pipeline's local route).
+- ``tuned_model``: a live turn answered with the adapter (the local model's path).
+
+Never touches: SQL (it reads and writes through ``assistant.store``), the UI.
 """

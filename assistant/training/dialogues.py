@@ -15,7 +15,9 @@ Contract:
   with the person's consent). Never the local model's own unedited replies.
 - ``live_prompt(exchange, asker)`` is the prompt a live turn (already begun in the store, so
   with the context the store keeps for it) is answered with: built from the exchange row
-  exactly as ``learnable`` builds a training dialogue, so training sees the same text.
+  exactly as ``learnable`` builds a training dialogue, so training sees the same text;
+  ``turn_prompt(context, asker, message)`` is the same from a turn's stored context
+  (``Question.context``), which is what the tuned local model uses.
 - ``source_counts(store)`` says how many of each source there are, per person (for the UI/CLI).
 """
 
@@ -24,17 +26,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from assistant.store import Store
+from assistant.store.store import Store
+from assistant.store.training_data import learnable_rows
 
 UNKNOWN_SPEAKER = "Someone"
 RESPONDER = "Assistant"
 MAX_TURN_CHARS = 400  # an earlier turn longer than this is clipped: the reply is what is learned
 
-LEARNABLE_SQL = """SELECT e.id, e.profile_id, p.name, e.user_text, e.reply, e.context, e.source, e.cluster,
-       e.route, e.edited_at FROM exchanges e JOIN profiles p ON p.id = e.profile_id
-       WHERE e.status = 'complete' AND COALESCE(e.reply, '') != ''
-         AND (e.route IN ('import', 'cloud') OR e.edited_at IS NOT NULL)
-       ORDER BY e.id"""
 
 
 @dataclass(frozen=True)
@@ -98,21 +96,26 @@ def _example(row: dict) -> Example:
 
 def learnable(store: Store) -> list[Example]:
     """Every exchange the model may learn from (see the module contract), oldest first."""
-    return [_example(row) for row in store.rows(LEARNABLE_SQL)]
+    return [_example(row) for row in learnable_rows(store)]
 
 
 def source_counts(store: Store) -> dict[str, dict[str, int]]:
     """``{person: {"imported": n, "corrected": n, "cloud": n}}`` of the learnable exchanges."""
     counts: dict[str, dict[str, int]] = {}
-    for row in store.rows(LEARNABLE_SQL):
+    for row in learnable_rows(store):
         person = counts.setdefault(row["name"], {"imported": 0, "corrected": 0, "cloud": 0})
         person[_kind(row)] += 1
     return counts
 
 
-
 def live_prompt(exchange, asker: str) -> str:
     """The tagged prompt for a live turn (see the module contract)."""
-    row = {"name": asker, "context": exchange.context, "source": exchange.source, "user_text": exchange.user_text,
-           "reply": None, "cluster": exchange.cluster, "id": exchange.id, "profile_id": exchange.profile_id}
+    return turn_prompt(json.loads(exchange.context or "[]"), asker, exchange.user_text, exchange.source)
+
+
+def turn_prompt(context, asker: str, message: str, source: str = "chat") -> str:
+    """The tagged prompt for a turn from its stored context (the texts ``Exchange.context``
+    holds), built exactly as ``learnable`` builds a training dialogue."""
+    row = {"name": asker, "context": json.dumps(list(context)), "source": source, "user_text": message,
+           "reply": None, "cluster": None, "id": None, "profile_id": None}
     return prompt_of(_example(row))

@@ -11,7 +11,7 @@ leaves the adapter that was there before, or none.
 from __future__ import annotations
 
 from assistant.settings import Settings
-from assistant.store import Store
+from assistant.store.store import Store
 from assistant.training import adapter
 from assistant.training.dialogues import learnable
 from assistant.training.trainer import TuneConfig, tune

@@ -1,0 +1,170 @@
+"""``People``: the one door ``app/`` uses to look after people and what is remembered of them.
+
+The web app gets it as ``Assistant.people``; a command without an assistant opens one with
+``People.open(settings)``. It hands each request to the module that does the job: profiles to
+the store, figures, search, edits and merges to ``curation``, forgetting to ``forgetting``, one
+person's export and import to ``portable``, the household archive to ``archive``, conversations
+from other apps to ``Memory.ingest``, training the questioner tower to ``Memory.train``,
+teaching the local model to ``training.teach``, corrections of who said something to
+``identification``, and the figures the charts draw to the store. Deleting, editing,
+forgetting and merging also delete a tuned adapter that learned from what they change
+(``training.adapter``). ``memory`` (the embedder and the index) is made on first use, so
+commands that only touch profiles stay light. Errors are the engine's own (``assistant.errors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.people import archive, curation, forgetting, identification, portable
+from assistant.people.curation import Found, PersonStats  # noqa: F401 (what app/ shows)
+from assistant.settings import Settings
+from assistant.store import people as records
+from assistant.store.store import Profile, Store
+from assistant.store.vectors import VectorStore
+from assistant.training.adapter import forget_trained_on
+
+
+class People:
+    def __init__(self, settings: Settings, store: Store, memory=None):
+        self.settings, self.store, self._memory = settings, store, memory
+        self.vectors = VectorStore(store)
+
+    @classmethod
+    def open(cls, settings: Settings) -> "People":
+        return cls(settings, Store(settings.database_path, settings.max_name_chars))
+
+    @property
+    def memory(self):
+        if self._memory is None:
+            from assistant.memory.memory import Memory  # heavy (the embedder): only for what encodes
+
+            self._memory = Memory(self.settings, self.store)
+        return self._memory
+
+    # Profiles
+
+    def everyone(self) -> list[Profile]:
+        return self.store.profiles()
+
+    def profile(self, key: int | str) -> Profile:
+        return self.store.profile(key)
+
+    def add(self, name: str) -> Profile:
+        return self.store.add_profile(name)
+
+    def get_or_add(self, name: str) -> Profile:
+        return self.store.get_or_add_profile(name)
+
+    def rename(self, old: str, new: str) -> Profile:
+        return self.store.rename_profile(old, new)
+
+    def set_cloud_allowed(self, name: str, allowed: bool) -> Profile:
+        return self.store.set_cloud_allowed(name, allowed)
+
+    def count_exchanges(self, profile_id: int) -> int:
+        return self.store.count_exchanges(profile_id)
+
+    def delete(self, name: str) -> Profile:
+        """The person with everything they said, for good (``Memory.delete_profile``), and a tuned
+        adapter trained on them (it holds their words; the base model answers until retrained)."""
+        profile = self.memory.delete_profile(name)
+        forget_trained_on(self.settings.data_dir, profile_ids=[profile.id])
+        return profile
+
+    def merge(self, source: str, target: str) -> Profile:
+        return curation.merge(self.memory, source, target)
+
+    # Their memories
+
+    def stats(self, profile_id: int) -> curation.PersonStats:
+        return curation.person_stats(self.store, profile_id)
+
+    def search(self, profile_id: int, text: str, limit: int) -> list[curation.Found]:
+        return curation.search(self.memory, profile_id, text, limit)
+
+    def owned(self, exchange_id, owner: int):
+        return curation.owned(self.store, exchange_id, owner)
+
+    def edit(self, exchange_id: int, user_text: str, reply: str, owner: int):
+        return curation.edit(self.memory, exchange_id, user_text, reply, owner, self.settings.max_message_chars)
+
+    def delete_memory(self, exchange_id: int, owner: int) -> int:
+        return curation.delete(self.memory, exchange_id, owner)
+
+    def matching(self, profile_id: int, before=None, after=None) -> list[int]:
+        return forgetting.matching(self.store, profile_id, before, after)
+
+    def forget(self, name: str, before=None, after=None) -> int:
+        return forgetting.forget(self.memory, name, before=before, after=after)
+
+    # Teaching the local model from what they said (``assistant.training``)
+
+    def learnable_counts(self) -> dict[str, dict[str, int]]:
+        """``{person: {"imported": n, "corrected": n, "cloud": n}}``: what the local model may learn from."""
+        from assistant.training.dialogues import source_counts
+
+        return source_counts(self.store)
+
+    def teach(self, seed: int = 0, minutes: float | None = None, cancel=None) -> dict:
+        """Train and save the tuned adapter (``training.teach``); returns its metadata."""
+        from assistant.training.teach import teach  # torch: only when teaching
+
+        return teach(self.settings, self.store, seed=seed, minutes=minutes, cancel=cancel)
+
+    def correct(self, exchange_id: int, person_id: int) -> None:
+        identification.correct(self.memory, exchange_id, person_id)
+
+    def ingest(self, batch, progress: bool = True) -> list[int]:
+        return self.memory.ingest(batch, progress=progress)
+
+    # Export, import, archive
+
+    def write_export(self, name: str, path: Path | str) -> dict:
+        return portable.write_export(self.store, name, path)
+
+    @staticmethod
+    def load_export(source):
+        """The export checked (``InputError`` naming the first problem), nothing written."""
+        return portable.load_export(source)
+
+    def import_profile(self, source, as_name: str | None = None, progress: bool = False) -> portable.ImportReport:
+        return portable.import_profile(self.memory, source, as_name, progress)
+
+    def write_archive(self, path: Path | str) -> dict:
+        return archive.write_archive(self.store, self._encoder_dir(), path)
+
+    @staticmethod
+    def read_archive(path: Path | str):
+        """The archive checked (``InputError`` naming the first problem), nothing written."""
+        return archive.read_archive(path)
+
+    @staticmethod
+    def describe_archive(path: Path | str) -> str:
+        return archive.describe(path)
+
+    def import_archive(self, path: Path | str, progress: bool = False) -> archive.ArchiveReport:
+        return archive.import_archive(self.memory, path, progress)
+
+    # The questioner tower
+
+    def train(self, seed: int = 0, progress: bool = True):
+        return self.memory.train(seed=seed, progress=progress)
+
+    def _encoder_dir(self) -> Path:
+        """Where the trained encoder is, without loading the memory for it (a light command)."""
+        return self._memory.encoders.encoder_dir if self._memory is not None else self.settings.data_dir / "encoder"
+
+    def encoder_meta(self):
+        return self.memory.encoders.meta
+
+    # What the charts draw
+
+    def topic_sizes(self, profile_id: int, top: int) -> list[dict]:
+        return records.cluster_sizes(self.store, profile_id, top)
+
+    def activity(self, profile_id: int) -> list[str]:
+        return [r["created_at"] for r in records.created_times(self.store, profile_id)]
+
+    def answered_routes(self, people: list[int]) -> list[dict]:
+        return records.answered_routes(self.store, people)
