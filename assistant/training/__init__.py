@@ -13,8 +13,8 @@ fine-tuning on the household's own dialogues:
 - ``export``: the LoRA written as a llama.cpp GGUF adapter.
 - ``adapter``: the adapter in the data dir (metadata, base-model check, staleness).
 - ``serving``: applying an adapter to a loaded llama.cpp model per request.
-- ``teach``: store → training → adapter, what ``confidant tune`` runs.
-- ``tuned_model``: a live turn answered with the adapter (the local model's path).
+- ``teach``: store → training → adapter, what ``confidant tune`` runs (the live turn's tuned
+  model is ``assistant.models.tuned``).
 
 Never touches: SQL (it reads and writes through ``assistant.store``), the UI.
 """

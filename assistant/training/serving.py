@@ -1,7 +1,7 @@
 """A tuned adapter applied to one loaded llama.cpp model, switched per request.
 
 Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
-``assistant.llama_runtime.create_llama``, so the AMX fix holds):
+``assistant.models.llama_runtime.create_llama``, so the AMX fix holds):
 - ``load(path)`` reads a GGUF LoRA adapter into the model (``llama_adapter_lora_init``) once per
   path; a file llama.cpp refuses (another architecture, damaged) is an ``AdapterError``.
 - ``use(path, scale)`` puts that adapter on the context at ``scale`` (``llama_set_adapters_lora``);
