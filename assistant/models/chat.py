@@ -185,7 +185,7 @@ class Models:
             self._tuned = None
         if self._tuned is None and self.settings.use_tuned_model:
             try:
-                self._tuned = TunedLocal.open(self.on_device.local, self.settings)
+                self._tuned = TunedLocal.open(lambda: self.on_device.local, self.settings)
             except AdapterError as error:
                 return Noted(self.on_device, str(error), self._note)
         return self._tuned or self.on_device

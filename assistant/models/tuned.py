@@ -1,7 +1,8 @@
 """The local model answering with the tuned adapter: the ``ChatModel`` ``Models`` picks for a
 local turn once ``confidant tune`` has made one.
 
-Contract of ``TunedLocal.open(local, settings)``: ``None`` when no adapter is in the data dir
+Contract of ``TunedLocal.open(local, settings)`` (``local`` a getter of the ``LocalModel``):
+``None`` when no adapter is in the data dir
 (or ``settings.use_tuned_model`` is off); an adapter made for another base model is an
 ``AdapterError`` (``training.adapter.load_info``). ``answer(question)`` answers the turn with
 the tagged prompt training used (``training.dialogues.turn_prompt`` from the turn's stored
@@ -14,7 +15,7 @@ turn (``available``): that turn and later ones use the base; one retrained since
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from assistant.errors import ModelError
 from assistant.settings import Settings
@@ -37,11 +38,12 @@ class TunedLocal:
         self.name = f"{local.name} + tuned ({info['created_at'][:10]})"
 
     @classmethod
-    def open(cls, local, settings: Settings) -> "TunedLocal | None":
+    def open(cls, local: Callable[[], object], settings: Settings) -> "TunedLocal | None":
+        """``local`` is a getter of the ``LocalModel``: it loads only when there is an adapter."""
         if not settings.use_tuned_model:
             return None
         info = adapter.load_info(settings.data_dir, settings.model_path)
-        return cls(local, settings, info) if info else None
+        return cls(local(), settings, info) if info else None
 
     @property
     def available(self) -> bool:
