@@ -9,6 +9,7 @@ says so in words). Nobody outside ``people`` is drawn, so a login only ever sees
 - ``topics``: a person's query clusters by size, each labelled with an example question.
 - ``activity``: a person's exchanges per day (per week over long spans).
 - ``cloud_share``: the share of answered turns that went to the cloud, per week, per person.
+Names and questions are drawn as typed (``_plain``): matplotlib would read ``$…$`` in them as math.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def people_map(household: People, people: list[int], out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 5.5))
     for n, person in enumerate(sorted(set(owners.tolist()))):
         points = (vectors[owners == person] - mean) @ axes
-        ax.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5, color=COLOURS(n % 10), label=names.get(person, "?"))
+        ax.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5, color=COLOURS(n % 10), label=_plain(names.get(person, "?")))
         if prototypes is not None and person in proto_ids:
             star = (prototypes[proto_ids == person] - mean) @ axes
             ax.scatter(star[:, 0], star[:, 1], marker="*", s=320, color=COLOURS(n % 10), edgecolor="black", zorder=3)
@@ -82,11 +83,11 @@ def topics(people: People, profile_id: int, out: Path, top: int = 8) -> Path | N
     rows = people.topic_sizes(profile_id, top)
     if not rows:
         return None
-    labels = [f"#{r['cluster']}: " + textwrap.shorten(r["example"], 38, placeholder="…") for r in rows][::-1]
+    labels = [f"#{r['cluster']}: " + _plain(textwrap.shorten(r["example"], 38, placeholder="…")) for r in rows][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.4))
     ax.barh(labels, [r["n"] for r in rows][::-1], color=COLOURS(0))
     ax.set_xlabel("exchanges")
-    ax.set_title(f"Topics {people.profile(profile_id).name} asks about (query clusters)", fontsize=10)
+    ax.set_title(f"Topics {_plain(people.profile(profile_id).name)} asks about (query clusters)", fontsize=10)
     return _save(fig, out)
 
 
@@ -99,7 +100,7 @@ def activity(people: People, profile_id: int, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.bar(list(counts), list(counts.values()), width=6 if weekly else 0.8, color=COLOURS(2))
     ax.set_ylabel("exchanges per " + ("week" if weekly else "day"))
-    ax.set_title(f"When {people.profile(profile_id).name} talks to the assistant", fontsize=10)
+    ax.set_title(f"When {_plain(people.profile(profile_id).name)} talks to the assistant", fontsize=10)
     _date_axis(ax, min(days), max(days))
     return _save(fig, out)
 
@@ -119,7 +120,7 @@ def cloud_share(household: People, people: list[int], out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 3))
     for n, (person, tallies) in enumerate(sorted(weeks.items())):
         xs = sorted(tallies)
-        ax.plot(xs, [tallies[x][0] / tallies[x][1] for x in xs], marker="o", color=COLOURS(n % 10), label=names.get(person, "?"))
+        ax.plot(xs, [tallies[x][0] / tallies[x][1] for x in xs], marker="o", color=COLOURS(n % 10), label=_plain(names.get(person, "?")))
     ax.set_ylim(-0.05, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("in the cloud")
@@ -136,6 +137,11 @@ def _date_axis(ax, first: date, last: date) -> None:
     ax.xaxis.set_major_locator(AutoDateLocator(maxticks=6))
     ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
     ax.figure.autofmt_xdate()
+
+
+def _plain(text: str) -> str:
+    """Text matplotlib draws as written: ``$`` would start mathtext, so it is escaped."""
+    return text.replace("$", r"\$")
 
 
 def _day(stamp: str) -> date:

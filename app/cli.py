@@ -13,6 +13,10 @@ import sys
 from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
+# Libraries' own progress bars and advice ("Loading weights: 0%|…") are not ours to show: the
+# command's output is its replies and its status lines. Our progress bars (import, train) stay.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from app import cli_doctor, cli_memory, cli_tools, cli_tune, cli_users
 from assistant import __version__
@@ -54,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", parents=[common], help="chat in the terminal, one message per line")
     chat.add_argument(
-        "--as", dest="speaker", required=True, metavar="NAME", help="who is speaking (created if new), or 'auto' to detect"
+        "--as", dest="speaker", required=True, metavar="NAME", help="who is speaking, or 'auto' to detect"
     )
+    chat.add_argument("--create", action="store_true", help="add NAME as a new person if nobody is called that")
     chat.add_argument("--cloud", choices=["off", "auto", "always"], help="cloud escalation for these turns (default: setting)")
     chat.set_defaults(handler=cmd_chat)
 
@@ -140,10 +145,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.pipeline import AUTO, Assistant
 
-    assistant = Assistant(settings_from(args))
-    detect = args.speaker.strip().lower() == AUTO
-    speaker = AUTO if detect else assistant.people.get_or_add(args.speaker).id
     interactive = sys.stdin.isatty()
+    detect = args.speaker.strip().lower() == AUTO
+    assistant = Assistant(settings_from(args))
+    speaker = AUTO if detect else chat_speaker(assistant.people, args.speaker, args.create, interactive).id
     chat = TerminalChat(assistant, interactive, args.cloud)
     while True:
         if interactive:
@@ -154,6 +159,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if line.strip():
             chat.send(line.rstrip("\r\n"), speaker)  # the line's own end is not part of the message
     return 1 if chat.failures else 0
+
+
+def chat_speaker(people, name: str, create: bool, interactive: bool):
+    """The person called ``name``; a new one only with ``--create`` or a yes on the terminal, so a
+    typo never silently starts a stranger's profile."""
+    known = people.find(name)
+    if known is not None:
+        return known
+    if create:
+        return people.add(name)
+    hint = _close_match_hint(name, [p.name for p in people.everyone()])
+    if not interactive:
+        raise InputError(f"nobody called {name.strip()!r}{hint}; add --create to add them")
+    # the question goes to stderr with the other prompts: stdout carries only replies
+    print(f"Nobody is called {name.strip()!r}{hint}. Add {name.strip()!r} as a new person? [y/N] ", end="",
+          file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise InputError("nobody added; run again with --as and an existing name (see `confidant profiles list`)")
+    return people.add(name)
+
+
+def _close_match_hint(name: str, names: list[str]) -> str:
+    import difflib
+
+    folded = {n.casefold(): n for n in names}
+    close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.6)
+    return f"; did you mean {folded[close[0]]!r}?" if close else ""
 
 
 class TerminalChat:
@@ -196,7 +229,7 @@ class TerminalChat:
             self.failures += 1
             return None
         answer = input(f"Who is speaking? ({names}) ").strip()
-        return self.assistant.people.get_or_add(answer).id if answer else None
+        return chat_speaker(self.assistant.people, answer, False, True).id if answer else None
 
 
 def status_line(exchange) -> str:
@@ -253,7 +286,10 @@ def cmd_eval_personalization(args: argparse.Namespace) -> int:
 
 def cmd_profiles_list(args: argparse.Namespace) -> int:
     people = open_people(args)
-    for profile in people.everyone():
+    everyone = people.everyone()
+    if not everyone:
+        print(f"no people yet in {settings_from(args).data_dir} (add one with `confidant profiles add NAME`)")
+    for profile in everyone:
         print(f"{profile.name}\t{people.count_exchanges(profile.id)} exchanges\tsince {profile.created_at[:10]}")
     return 0
 

@@ -33,7 +33,9 @@ def add_commands(commands, common: argparse.ArgumentParser, evaluations) -> None
     routing = evaluations.add_parser("routing", help="how well the router picks the turns the local model fails")
     routing.add_argument("--data", nargs="+", required=True, metavar="FILE", help="question files (routing JSONL format)")
     routing.add_argument("--chat", metavar="FILE", help="mqd-style file whose queries are conversational turns")
-    routing.add_argument("--chat-share", type=float, default=0.5, help="share of the stream that is conversation")
+    routing.add_argument("--chat-share", type=float, nargs="+", default=[0.5], metavar="SHARE",
+                         help="share of the stream that is conversation; several give one stream each (the first is the "
+                              "main one), the questions answered once")
     routing.add_argument("--limit", type=int, default=40, help="questions drawn from each --data file")
     routing.add_argument("--budget", type=float, default=0.3, help="share of turns that may go to the cloud")
     routing.add_argument("--router", metavar="FILE", help="a router model other than the shipped one")
@@ -63,7 +65,7 @@ def cmd_eval_routing(args: argparse.Namespace) -> int:
     from assistant.evaluation import routing
 
     results = routing.run(
-        args.data, args.chat, Path(args.out), load_settings(), limit=args.limit, chat_share=args.chat_share,
+        args.data, args.chat, Path(args.out), load_settings(), limit=args.limit, chat_shares=args.chat_share,
         budget=args.budget, seed=args.seed, router_path=args.router,
     )
     print(routing.markdown_table(results))

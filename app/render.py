@@ -75,12 +75,19 @@ def payload_message(payload: str | None) -> dict | None:
 def chat_messages(exchanges: list[Exchange], lookup: Lookup) -> list[dict]:
     messages = []
     for exchange in exchanges:
-        messages.append({"role": "user", "content": exchange.user_text})
+        messages.append({"role": "user", "content": model_text(exchange.user_text)})  # shown as markdown: made inert
         for note in (memories_message(exchange.recalled, lookup), payload_message(exchange.cloud_payload)):
             if note:
                 messages.append(note)
         messages.append({"role": "assistant", "content": reply_content(exchange)})
     return messages
+
+
+def guess_line(identification, person) -> str:
+    """``🔍 Identified as Maya (91%). Not Maya? It was:``: the profile's own spelling every time,
+    made inert (a name is typed by people)."""
+    said = identification.describe()
+    return f"🔍 {model_line(said[:1].upper() + said[1:])}. Not {model_line(person.name)}? It was:"
 
 
 def session_label(session: Session) -> str:

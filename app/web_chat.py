@@ -1,6 +1,11 @@
 """The Chat tab: who is speaking (chosen or detected), their conversations, the streamed reply
 with the memories it used and where it was answered, the cloud control, and a temporary-chat
 switch whose turns neither read nor write memory.
+
+The page opens on a neutral start: nobody chosen and no conversation shown (the screen may be
+shared), unless the login stands for one person. "Delete this conversation…" asks first, then
+forgets its exchanges for good (``People.delete_conversation``, as forgetting a person does).
+The cloud mode a login chose is kept while the server runs.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ import gradio as gr
 
 from app import native_memory, render
 from app.sanitize import model_line, model_text
-from app.web_common import Shell, guarded
+from app.web_common import Shell, guarded, info, plural, warn
 from assistant.errors import ConfidantError, NotFoundError
 from assistant.pipeline import AUTO, Chunk, Finished, Rerouted, Started, Unsure
 
@@ -41,10 +46,19 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         return gr.update(visible=False), history(session_id), session_id, gr.update(
             choices=conversation_choices(profile.id), value=session_id)
 
+    def on_load(request: gr.Request):
+        """A neutral start: nobody chosen, no conversation shown, unless the login says who it is."""
+        ids = [i for _, i in shell.choices(request)]
+        person = shell.own_person(request) or (None if ids else NEW_PERSON)
+        mode_value = shell.cloud_modes.get(shell.login_key(request), default_mode)
+        return (gr.update(choices=people_choices(request), value=person), *open_person(person, request),
+                gr.update(value=mode_value))
+
     def on_show(person, request: gr.Request):
+        """Back on the tab: the same person as before if they are still there (the list may have changed)."""
         ids = [i for _, i in shell.choices(request)]
         if person not in ids and person != AUTO:
-            person = ids[0] if ids else NEW_PERSON
+            person = None if ids else NEW_PERSON
         return gr.update(choices=people_choices(request), value=person), *open_person(person, request)
 
     @guarded(3)
@@ -62,13 +76,13 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
     def send(message, person, session_id, mode, shown_before, temporary, earlier, request: gr.Request):
         shown_before = list(shown_before or [])
         if person == NEW_PERSON or person is None:
-            gr.Warning("Choose who is speaking first, or add a new person.")
+            warn("Choose who is speaking first, or add a new person.")
             yield {message_box: message}
             return
         if temporary:
             yield from send_temporary(message, person, shown_before, earlier, request)
             return
-        shown = shown_before + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        shown = shown_before + [{"role": "user", "content": model_text(message)}, {"role": "assistant", "content": "…"}]
         reply = ""
         try:
             among = {p.id for p in access.people(request)}
@@ -105,7 +119,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
 
     def send_temporary(message, person, shown_before, earlier, request):
         reply = ""
-        shown = shown_before + [{"role": "user", "content": message}, {"role": "assistant", "content": "…"}]
+        shown = shown_before + [{"role": "user", "content": model_text(message)}, {"role": "assistant", "content": "…"}]
         try:
             if person == AUTO:
                 raise NotFoundError("A temporary chat does not guess who is speaking: choose a person.")
@@ -121,7 +135,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
             yield failed(error, message, reply, shown, shown_before)
 
     def failed(error, message, reply, shown, shown_before) -> dict:
-        gr.Warning(str(error))
+        warn(str(error))
         if not reply:  # nothing was answered: give the text back to edit
             return {chat: shown_before, message_box: message}
         shown[-1] = {"role": "assistant", "content": f"{model_text(reply)}\n\n<sub>⚠️ {model_line(str(error))}</sub>"}
@@ -132,7 +146,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         names = [(f"{p.name} ({c:.0%})", p.id) for p, c in event.identification.candidates if p.id in allowed]
         others = [(name, i) for name, i in shell.choices(request) if i not in {i for _, i in names}]
         if not names and not others:
-            gr.Warning("Nobody is known yet: add a person first.")
+            warn("Nobody is known yet: add a person first.")
             return {message_box: message}
         return {message_box: message, who_box: gr.update(visible=True), who_pick: gr.update(choices=names + others, value=None)}
 
@@ -142,7 +156,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         others = [(name, i) for name, i in shell.choices(request) if i != event.person.id]
         return {
             guess_box: gr.update(visible=True),
-            guess_text: f"🔍 {event.identification.describe().capitalize()}. Not {model_line(event.person.name)}? It was:",
+            guess_text: render.guess_line(event.identification, event.person),
             guess_pick: gr.update(choices=others, value=None),
             last_exchange: event.exchange_id,
         }
@@ -156,7 +170,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         access.person(request, exchange.profile_id)  # only a turn this login could have made
         people.correct(exchange.id, target.id)
         moved = store.exchange(exchange.id)
-        gr.Info(f"Noted: that was {target.name}. I'll learn from it.")
+        info(f"Noted: that was {target.name}. I'll learn from it.")
         return gr.update(visible=False), moved.session_id, history(moved.session_id)
 
     def toggle_temporary(temporary, person, request: gr.Request):
@@ -171,8 +185,33 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
             return gr.update(visible=person == NEW_PERSON), [], None, gr.update(choices=[], value=None), []
         return (*open_person(person, request), [])
 
+    default_mode = settings.cloud_mode if settings.cloud_configured else "off"
+
+    def remember_mode(chosen, request: gr.Request):
+        shell.cloud_modes[shell.login_key(request)] = chosen
+
+    @guarded(2)
+    def ask_delete_conversation(session_id, person, request: gr.Request):
+        profile = access.person(request, person)
+        if session_id is None or store.session(session_id).profile_id != profile.id:
+            raise NotFoundError("Open one of your conversations first.")
+        count = len(store.session_exchanges(session_id))
+        return gr.update(visible=True), (f"Delete this conversation ({plural(count, 'exchange')}) for good? "
+                                         "Its words are erased from the database file too; this cannot be undone.")
+
+    @guarded(5)
+    def delete_conversation(session_id, person, request: gr.Request):
+        profile = access.person(request, person)
+        if session_id is None or store.session(session_id).profile_id != profile.id:
+            raise NotFoundError("Open one of your conversations first.")
+        count = people.delete_conversation(session_id, profile)
+        info(f"Deleted the conversation and its {plural(count, 'exchange')} for good.")
+        return gr.update(visible=False), [], None, gr.update(choices=conversation_choices(profile.id), value=None), []
+
     cloud_note = (
-        "Off keeps everything on this device; Auto sends hard questions to the cloud model."
+        "Off keeps everything on this device; Auto sends only hard questions to the cloud model; Always sends every "
+        "message there. Personal details are replaced by placeholders first, and people who said never stay local. "
+        "Your choice is kept for this login until the server restarts."
         if settings.cloud_configured
         else "Disabled: no cloud model is configured (set CONFIDANT_CLOUD_BASE_URL and CONFIDANT_CLOUD_MODEL), "
         "so everything stays on this device."
@@ -191,9 +230,18 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                 new_button = gr.Button("+ New conversation", elem_id="cf-new-conversation")
                 temporary = gr.Checkbox(label="Temporary chat (not remembered, memories not used)", elem_id="cf-temporary")
                 conversations = gr.Radio(label="Conversations", choices=[], elem_id="cf-conversations")
+                delete_button = gr.Button("Delete this conversation…", variant="stop", size="sm",
+                                          elem_id="cf-delete-conversation")
+                with gr.Group(visible=False, elem_id="cf-delete-box") as delete_box:
+                    delete_text = gr.Markdown(elem_id="cf-delete-text")
+                    with gr.Row():
+                        delete_yes = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="cf-delete-confirm")
+                        delete_no = gr.Button("Cancel", size="sm", elem_id="cf-delete-cancel")
             with gr.Column(scale=3, min_width=300):
                 # LaTeX off: Gradio puts the text of $$…$$ blocks into the page as HTML (see app/sanitize.py).
-                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", height="60vh", buttons=["copy"],
+                # Gradio's own trash icon only empties the view, which looks like deleting: it is hidden
+                # (assets/style.css); "Delete this conversation…" really deletes.
+                chat = gr.Chatbot(elem_id="cf-chat", label="Chat", show_label=False, height="60vh", buttons=["copy"],
                                   feedback_options=None, latex_delimiters=[])
                 temporary_banner = gr.Markdown("🕶️ **Temporary chat**: nothing here is stored or used as memory.",
                                                visible=False, elem_id="cf-temporary-banner")
@@ -207,12 +255,12 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                                              min_width=200, max_lines=8, elem_id="cf-message")
                     send_button = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="cf-send")
                 with gr.Row(elem_id="cf-cloud"):
-                    mode = gr.Radio(CLOUD_MODES, value=settings.cloud_mode if settings.cloud_configured else "off",
+                    mode = gr.Radio(CLOUD_MODES, value=default_mode,
                                     label="Cloud escalation", interactive=settings.cloud_configured, elem_id="cf-cloud-mode")
                     gr.Markdown(cloud_note, elem_id="cf-cloud-note")
 
     person_view = [new_person_box, chat, session_state, conversations]
-    app.load(on_show, person, [person, *person_view])
+    app.load(on_load, None, [person, *person_view, mode])
     tab.select(on_show, person, [person, *person_view])
     person.input(choose_person, [person, temporary], [*person_view, temporary_turns])
     add_button.click(add_person, new_name, [person, new_person_box, new_name], api_name="add_person").then(
@@ -222,6 +270,12 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
     new_button.click(lambda: ([], None, gr.update(value=None), []), outputs=[chat, session_state, conversations, temporary_turns])
     conversations.input(open_conversation, [conversations, person], [chat, session_state])
     temporary.input(toggle_temporary, [temporary, person], [chat, session_state, temporary_turns, conversations, temporary_banner])
+
+    mode.input(remember_mode, mode, None)
+    delete_button.click(ask_delete_conversation, [session_state, person], [delete_box, delete_text])
+    delete_no.click(lambda: gr.update(visible=False), outputs=delete_box)
+    delete_yes.click(delete_conversation, [session_state, person],
+                     [delete_box, chat, session_state, conversations, temporary_turns])
 
     chat_inputs = [message_box, person, session_state, mode, chat, temporary, temporary_turns]
     chat_outputs = [chat, message_box, session_state, conversations, who_box, who_pick, guess_box, guess_text,

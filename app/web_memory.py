@@ -1,5 +1,7 @@
 """The Memory tab: search one person's memories by words and meaning, see each exchange with its
-date, route and cluster, correct or delete one, and forget everything between two dates.
+date, route and topic (query cluster), correct or delete one, and forget everything between two
+dates. The table fits the page at 1280 px (fixed column widths, text wrapped inside its cell),
+and a search that matches nothing says so.
 
 Every memory is resolved through ``People.owned`` against the person the login may use, so an
 id sent by the page can never reach someone else's memory.
@@ -9,18 +11,22 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app.web_common import Shell, guarded
-from app.web_people import when
+from app.sanitize import model_line
+from app.web_common import Shell, guarded, info, plural, warn
+from app.web_people import no_topics_yet, when
 from assistant.people.service import Found
 from assistant.errors import InputError
 
-HEADERS = ["#", "When", "Route", "Cluster", "Question", "Reply", "Matched by"]
+HEADERS = ["#", "When", "Route", "Topic", "Question", "Reply", "Matched by"]
+# Shares of the table's width: the text columns get the room, the short ones just enough for
+# their header on one line (a narrow "Cluster" column wrapped one letter per line).
+WIDTHS = ["6%", "12%", "8%", "8%", "29%", "27%", "10%"]
 SHOWN_CHARS = 160
 
 
 def row(found: Found) -> list:
     e = found.exchange
-    return [e.id, when(e.created_at), e.route or "—", "—" if e.cluster is None else e.cluster,
+    return [e.id, when(e.created_at), e.route or "—", "not yet" if e.cluster is None else f"#{e.cluster}",
             _clip(e.user_text), _clip(e.reply or ""), found.matched]
 
 
@@ -43,8 +49,16 @@ def build(shell: Shell, tab: gr.Tab) -> None:
             return gr.update(value=None), "Nobody yet."
         profile = access.person(request, person)
         found = service.search(profile.id, query, limit=shell.assistant.settings.memory_search_results)
-        what = f"matching “{' '.join(query.split())}”" if query and query.strip() else "most recent first"
-        return gr.update(value=[row(f) for f in found] or None), f"{len(found)} of {profile.name}'s memories, {what}."
+        asked = " ".join((query or "").split())
+        name = model_line(profile.name)
+        if not found:
+            said = f"No memories match “{model_line(asked)}”." if asked else f"{name} has no memories yet."
+            return gr.update(value=None), said
+        what = f"matching “{model_line(asked)}”" if asked else "most recent first"
+        note = "" if all(f.exchange.cluster is not None for f in found) else (
+            f" Topic “not yet”: {no_topics_yet(shell.assistant.settings.recluster_min)}.")
+        kind = "memory" if len(found) == 1 else "memories"
+        return gr.update(value=[row(f) for f in found]), f"{len(found)} of {name}'s {kind}, {what}.{note}"
 
     @guarded(4)
     def pick(person, request: gr.Request, evt: gr.SelectData):
@@ -56,13 +70,14 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     def save(person, exchange_id, question, reply, request: gr.Request):
         profile = access.person(request, person)
         exchange = service.edit(exchange_id, question, reply, profile.id)
-        gr.Info("Saved; the old wording is gone from the database.")
+        info("Saved; the old wording is gone from the database.")
         return exchange.user_text, exchange.reply, gr.update(visible=False)
 
     @guarded(3)
     def ask_delete(person, exchange_id, request: gr.Request):
         exchange = service.owned(exchange_id, access.person(request, person).id)
-        return gr.update(visible=True), f"Delete the memory “{_clip(exchange.user_text)}” for good?", ("one", exchange.id)
+        return gr.update(visible=True), f"Delete the memory “{model_line(_clip(exchange.user_text))}” for good?", (
+            "one", exchange.id)
 
     @guarded(3)
     def ask_forget(person, after, before, request: gr.Request):
@@ -74,7 +89,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         if not count:
             raise InputError(f"{profile.name} said nothing in that period.")
         span = " ".join(f"{word} {day}" for word, day in (("from", after), ("before", before)) if day)
-        return gr.update(visible=True), f"Forget all {count} of {profile.name}'s exchanges {span}, for good?", (
+        return gr.update(visible=True), f"Forget all {count} of {model_line(profile.name)}'s exchanges {span}, for good?", (
             "range", (after, before))
 
     @guarded(3)
@@ -85,10 +100,10 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         kind, what = pending
         if kind == "one":
             service.delete_memory(what, profile.id)
-            gr.Info("Deleted that memory for good.")
+            info("Deleted that memory for good.")
         else:
             count = service.forget(profile.name, after=what[0], before=what[1])
-            gr.Info(f"Forgot {count} exchanges of {profile.name}.")
+            info(f"Forgot {plural(count, 'exchange')} of {profile.name}.")
         return gr.update(visible=False), None, gr.update(visible=False)
 
     with tab:
@@ -100,7 +115,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
             search_button = gr.Button("Search", variant="primary", scale=0, elem_id="cf-mem-search")
         summary = gr.Markdown(elem_id="cf-mem-summary")
         results = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="cf-mem-results",
-                               label="Memories (click one to edit or delete it)")
+                               column_widths=WIDTHS, label="Memories (click one to edit or delete it)")
         chosen = gr.State(None)
         with gr.Group(visible=False, elem_id="cf-mem-editor") as editor:
             question = gr.Textbox(label="Question", lines=2, elem_id="cf-mem-question")

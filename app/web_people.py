@@ -12,40 +12,56 @@ import gradio as gr
 
 from app import charts, render
 from app.sanitize import model_line
-from app.web_common import Shell, guarded
-from assistant.people.service import PersonStats
+from app.web_common import Shell, guarded, info, plural, sentence, warn
+from assistant.people.service import PersonStats, Topic
 from assistant.errors import InputError, NotFoundError
 
 HEADERS = ["Person", "Exchanges", "Conversations", "First seen", "Last seen", "Cloud share", "Top topics"]
+WIDTHS = ["13%", "10%", "13%", "13%", "13%", "8%", "30%"]  # shares of the width: headers on one line at 1280 px
 
 
 def when(stamp: str | None) -> str:
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M") if stamp else "—"
 
 
+def topic_label(topic: Topic) -> str:
+    """``#2 “What should I eat…” (12)``: the same words in the table and in the details."""
+    example = topic.examples[0] if topic.examples else ""
+    short = example if len(example) <= 40 else example[:39] + "…"
+    return f"#{topic.cluster} “{short}” ({topic.count})"
+
+
+def no_topics_yet(min_exchanges: int) -> str:
+    return f"not grouped yet (topics form once the assistant holds {min_exchanges} exchanges)"
+
+
 def table_row(stats: PersonStats) -> list:
-    topics = "; ".join(f"{t.examples[0][:40]} ({t.count})" for t in stats.topics if t.examples)
+    topics = "; ".join(topic_label(t) for t in stats.topics)
     return [stats.profile.name, stats.exchanges, stats.conversations, when(stats.first_seen), when(stats.last_seen),
-            f"{stats.cloud_share:.0%}", topics or "—"]
+            f"{stats.cloud_share:.0%}", topics or ("—" if not stats.exchanges else "not grouped yet")]
 
 
-def details(stats: PersonStats) -> str:
+def details(stats: PersonStats, min_exchanges: int) -> str:
     consent = "never sent to the cloud" if not stats.profile.cloud_allowed else "may go to the cloud"
     lines = [
         f"### {model_line(stats.profile.name)}",
-        f"{stats.exchanges} exchanges in {stats.conversations} conversations · first seen {when(stats.first_seen)}, "
-        f"last seen {when(stats.last_seen)} · {stats.cloud_share:.0%} of answered turns in the cloud · messages {consent}",
+        f"{plural(stats.exchanges, 'exchange')} in {plural(stats.conversations, 'conversation')} · first seen "
+        f"{when(stats.first_seen)}, last seen {when(stats.last_seen)} · {stats.cloud_share:.0%} of answered turns "
+        f"in the cloud · messages {consent}",
     ]
     if stats.topics:
         lines.append("\n**Top topics** (query clusters):")
         for topic in stats.topics:
             examples = ", ".join(f"“{model_line(e[:80])}”" for e in topic.examples)
-            lines.append(f"- cluster #{topic.cluster}, {topic.count} exchanges: {examples}")
+            lines.append(f"- {model_line(topic_label(topic))}: {examples}")
+    elif stats.exchanges:
+        lines.append(f"\n**Top topics**: {no_topics_yet(min_exchanges)}.")
     return "\n".join(lines)
 
 
 def build(shell: Shell, tab: gr.Tab) -> None:
     people, access = shell.people, shell.access
+    min_exchanges = shell.assistant.settings.recluster_min
 
     def refresh(request: gr.Request, selected=None):
         mine = access.people(request)
@@ -55,15 +71,22 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         return (gr.update(value=rows or None), gr.update(choices=shell.choices(request), value=chosen),
                 gr.update(choices=[(p.name, p.id) for p in mine if p.id != chosen], value=None))
 
-    @guarded(4)
+    @guarded(6)
     def show(person, request: gr.Request):
         if person is None:
-            return "Nobody yet: add a person below.", gr.update(value=False), None, None
+            return ("Nobody yet: add a person below.", gr.update(value=False),
+                    *drawn(None, "Topics appear here once someone has talked to the assistant."),
+                    *drawn(None, "Activity appears here once someone has talked to the assistant."))
         profile = access.person(request, person)
+        stats = people.stats(profile.id)
         name = f"{profile.id}-{datetime.now().timestamp():.0f}"
-        return (details(people.stats(profile.id)), gr.update(value=not profile.cloud_allowed),
-                charts.topics(people, profile.id, shell.file(request, f"topics-{name}.png")),
-                charts.activity(people, profile.id, shell.file(request, f"activity-{name}.png")))
+        no_topics = (f"**Topics**: {model_line(profile.name)} has not said anything yet." if not stats.exchanges else
+                     f"**Topics**: {no_topics_yet(min_exchanges)}; the assistant holds "
+                     f"{plural(people.count_exchanges(None), 'exchange')} so far.")
+        return (details(stats, min_exchanges), gr.update(value=not profile.cloud_allowed),
+                *drawn(charts.topics(people, profile.id, shell.file(request, f"topics-{name}.png")), no_topics),
+                *drawn(charts.activity(people, profile.id, shell.file(request, f"activity-{name}.png")),
+                       f"**Activity**: {model_line(profile.name)} has not said anything yet."))
 
     @guarded(4)
     def add(name, request: gr.Request):
@@ -74,13 +97,13 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         old = access.person(request, person)
         profile = people.rename(old.name, new)
         access.renamed(old.name, profile.name)
-        gr.Info(f"Renamed {old.name} to {profile.name}.")
+        info(f"Renamed {old.name} to {profile.name}.")
         return (*refresh(request, profile.id), "")
 
     @guarded(1)
     def consent(person, never, request: gr.Request):
         profile = people.set_cloud_allowed(access.person(request, person).name, not never)
-        gr.Info(f"{profile.name}'s messages {'never go' if never else 'may go'} to the cloud.")
+        info(f"{profile.name}'s messages {'never go' if never else 'may go'} to the cloud.")
         return gr.update()
 
     @guarded(3)
@@ -107,11 +130,11 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         if action == "merge":
             into = people.merge(profile.name, access.person(request, target).name)
             access.removed(profile.name)
-            gr.Info(f"Merged {profile.name} into {into.name}.")
+            info(f"Merged {profile.name} into {into.name}.")
             return (*refresh(request, into.id), gr.update(visible=False))
         people.delete(profile.name)
         access.removed(profile.name)
-        gr.Info(f"Deleted {profile.name} and everything they said.")
+        info(f"Deleted {profile.name} and everything they said.")
         return (*refresh(request), gr.update(visible=False))
 
     @guarded(1)
@@ -129,21 +152,23 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         access.may_claim(request, parsed.name)
         report = people.import_profile(upload)
         access.created(request, people.profile(report.name))
-        gr.Info(report.summary().capitalize())
-        return (*refresh(request, people.profile(report.name).id), report.summary().capitalize())
+        info(sentence(report.summary()))
+        return (*refresh(request, people.profile(report.name).id), model_line(sentence(report.summary())))
 
-    @guarded(2)
+    @guarded(4)
     def household(request: gr.Request):
         ids = [p.id for p in access.people(request)]
         stamp = f"{datetime.now().timestamp():.0f}"
-        return (charts.people_map(people, ids, shell.file(request, f"map-{stamp}.png")),
-                charts.cloud_share(people, ids, shell.file(request, f"cloud-{stamp}.png")))
+        return (*drawn(charts.people_map(people, ids, shell.file(request, f"map-{stamp}.png")),
+                       "**How the assistant tells people apart**: drawn once two exchanges are remembered."),
+                *drawn(charts.cloud_share(people, ids, shell.file(request, f"cloud-{stamp}.png")),
+                       "**Cloud turns over time**: drawn once a turn has been answered."))
 
     @guarded(1)
     def retrain(request: gr.Request):
         admin_only(request)
         outcome = people.train(progress=False)
-        gr.Info(f"Trained on {outcome.n_dialogues} exchanges of {outcome.n_people} people in {outcome.seconds:.0f} s.")
+        info(f"Trained on {outcome.n_dialogues} exchanges of {outcome.n_people} people in {outcome.seconds:.0f} s.")
         return render.encoder_status(people.encoder_meta())
 
     @guarded(1)
@@ -159,7 +184,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         if upload is None:
             raise InputError("Choose an archive (.zip) to import.")
         report = people.import_archive(upload)
-        gr.Info(f"Imported {len(report.people)} people.")
+        info(f"Imported {len(report.people)} people.")
         return model_line(report.summary()).replace("\n", "  \n")
 
     def admin_only(request):
@@ -169,6 +194,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     with tab:
         pending = gr.State(None)  # the action waiting for its confirmation
         table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, label="Everyone the assistant knows",
+                             column_widths=WIDTHS,
                              elem_id="cf-people-table")
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=280):
@@ -196,13 +222,15 @@ def build(shell: Shell, tab: gr.Tab) -> None:
                     export_file = gr.File(label="Export", visible=False, interactive=False, elem_id="cf-pp-export-file")
                     import_file = gr.File(label="Import a person (.json)", file_types=[".json"], elem_id="cf-pp-import")
                     import_report = gr.Markdown(elem_id="cf-pp-import-report")
-            with gr.Column(scale=3, min_width=320):
+            with gr.Column(scale=3, min_width=300):
                 topics_picture = picture("Topics", "cf-pp-topics")
                 activity_picture = picture("Activity", "cf-pp-activity")
         with gr.Accordion("The household", open=True, elem_id="cf-household"):
             with gr.Row(equal_height=False):
-                map_picture = picture("How the assistant tells people apart", "cf-map")
-                cloud_picture = picture("Cloud turns over time", "cf-cloud-share")
+                with gr.Column(min_width=300):
+                    map_picture = picture("How the assistant tells people apart", "cf-map")
+                with gr.Column(min_width=300):
+                    cloud_picture = picture("Cloud turns over time", "cf-cloud-share")
             with gr.Row(equal_height=False):
                 with gr.Column():
                     encoder_text = gr.Markdown(render.encoder_status(people.encoder_meta()), elem_id="cf-encoder-status")
@@ -214,8 +242,8 @@ def build(shell: Shell, tab: gr.Tab) -> None:
                     archive_report = gr.Markdown(elem_id="cf-archive-report")
 
     listing = [table, who, merge_into]
-    person_view = [about, never_cloud, topics_picture, activity_picture]
-    pictures = [map_picture, cloud_picture]
+    person_view = [about, never_cloud, *topics_picture, *activity_picture]
+    pictures = [*map_picture, *cloud_picture]
 
     def then_redraw(event):  # after any change to who is there: the person's view and the household's pictures
         event.then(show, who, person_view).then(household, outputs=pictures)
@@ -236,9 +264,18 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     archive_button.click(archive_export, outputs=archive_file)
     then_redraw(archive_upload.upload(archive_import, archive_upload, archive_report).then(refresh, outputs=listing))
 
-def picture(label: str, elem_id: str) -> gr.Image:
-    return gr.Image(label=label, type="filepath", format="png", interactive=False, buttons=["download"], elem_id=elem_id,
-                    placeholder="Nothing to draw yet")
+def picture(label: str, elem_id: str) -> tuple[gr.Image, gr.Markdown]:
+    """A chart and the note shown instead of it while there is nothing to draw. The chart has a
+    title of its own, so Gradio's label (which sat on top of it) is not shown."""
+    image = gr.Image(label=label, show_label=False, type="filepath", format="png", interactive=False,
+                     buttons=["download"], elem_id=elem_id)
+    return image, gr.Markdown(visible=False, elem_id=f"{elem_id}-note")
+
+
+def drawn(path, why_not: str) -> tuple:
+    """Updates for a ``picture``: the chart when there is one, else the note saying why not."""
+    return (gr.update(value=path, visible=path is not None),
+            gr.update(value=why_not if path is None else "", visible=path is None))
 
 
 def _safe(name: str) -> str:

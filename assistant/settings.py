@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     # Memory and recall
     recall_k: int = Field(3, ge=0, le=20, description="Most past exchanges of the person shown to the model as examples.")
     memory_search_results: int = Field(50, ge=1, le=1000, description="Most memories one search in the Memory tab lists.")
+    memory_search_min_similarity: float = Field(
+        0.3, ge=-1.0, le=1.0, description="A memory found by meaning must be at least this similar (cosine, general tower).")
     recall_candidates: int = Field(50, ge=1, le=1000, description="Nearest exchanges fetched from FAISS before ranking.")
     recall_query_weight: float = Field(0.6, ge=0.0, le=1.0, description="Weight of query similarity (general tower).")
     recall_questioner_weight: float = Field(0.4, ge=0.0, le=1.0, description="Weight of questioner similarity.")
@@ -156,7 +158,7 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="Seconds one cloud reply may take in all, retries included."
     )
     cloud_max_retries: int = Field(2, ge=0, le=5, description="Retries on 429/5xx/connection errors before the first text.")
-    cloud_budget: float = Field(0.3, ge=0.0, le=1.0, description="Share of Auto turns that may go to the cloud.")
+    cloud_budget: float = Field(0.3, ge=0.0, le=1.0, description="Share of scored Auto turns sent to the cloud (the router's online threshold keeps it).")
     router_path: Path = Field(default_factory=lambda: bundled_router_path(), description="The router's difficulty model (.npz).")
     router_stickiness: float = Field(
         0.15, ge=0.0, le=1.0, description="A follow-up stays on the previous turn's side unless its score moves this much."

@@ -100,7 +100,7 @@ class Chat:
     """One life of ``confidant chat``: lines in, stdout and stderr read without blocking."""
 
     def __init__(self, data_dir: Path, person: str, env: dict):
-        command = [sys.executable, "-m", "app.cli", "chat", "--as", person, "--data-dir", str(data_dir)]
+        command = [sys.executable, "-m", "app.cli", "chat", "--as", person, "--create", "--data-dir", str(data_dir)]
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, start_new_session=True)
         self.selector = selectors.DefaultSelector()

@@ -149,14 +149,20 @@ def test_auto_sends_a_hard_question_to_the_cloud_and_keeps_chat_local_with_reaso
     hal = assistant.store.add_profile("Hal")
     _, hard = turn(assistant, HARD, hal.id)
     assert hard.route == "cloud" and hard.route_reason.startswith("hard: arithmetic word problem, score ")
+    shown = float(hard.route_reason.split(" ≥ ")[1].split(",")[0])  # the threshold in force, on the status line
+    assert shown == pytest.approx(assistant.router.model.threshold(0.3), abs=0.01)
+    assert hard.route_reason.endswith("the threshold for a 30% cloud budget, calibrated on the shipped stream")
     _, easy = turn(assistant, "hey, how was your weekend?", hal.id)
     assert easy.route == "local" and easy.route_reason.startswith("easy: conversation, score ")
+    assert easy.route_reason.endswith("calibrated on 1 scored turn here")  # it moved with the first turn
     assert 0.0 <= easy.route_score < hard.route_score <= 1.0
 
 
 def test_the_semantic_cache_answers_a_repeat_locally_from_the_cloud_answer(tmp_path, local, cloud):
     server = cloud("ok")
-    assistant = make_assistant(tmp_path, local, server, cloud_mode="auto")
+    # a budget that leaves room for every hard question here: the online threshold would
+    # otherwise rise after Ida's cloud turn, and Jo's question must be routed on its merits
+    assistant = make_assistant(tmp_path, local, server, cloud_mode="auto", cloud_budget=0.6)
     ida = assistant.store.add_profile("Ida")
     _, first = turn(assistant, HARD, ida.id)
     events, again = turn(assistant, "Quick question: " + HARD, ida.id)
@@ -165,7 +171,7 @@ def test_the_semantic_cache_answers_a_repeat_locally_from_the_cloud_answer(tmp_p
     assert next(e for e in events if isinstance(e, Started)).route.cached.id == first.id
     other = assistant.store.add_profile("Jo")
     _, theirs = turn(assistant, HARD, other.id)
-    assert theirs.route == "cloud"  # another person's cloud answers are never their cache
+    assert theirs.route == "cloud" and theirs.route_reason.startswith("hard: ")  # never another person's cache
 
 
 def test_a_follow_up_stays_on_the_same_side_unless_the_score_moves(tmp_path, local, cloud):
@@ -181,7 +187,7 @@ def test_chat_cli_takes_the_cloud_mode_per_run(tmp_path, cloud):
     server = cloud("ok")
     env = {"CONFIDANT_CLOUD_BASE_URL": server.url, "CONFIDANT_CLOUD_MODEL": "fault", "CONFIDANT_MAX_TOKENS": "16",
            "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    command = [sys.executable, "-m", "app.cli", "chat", "--as", "Lee", "--data-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "app.cli", "chat", "--as", "Lee", "--create", "--data-dir", str(tmp_path)]
     done = subprocess.run([*command, "--cloud", "always"], input="hello\n", capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "".join(WORDS)

@@ -77,7 +77,7 @@ def run_cli(*args, stdin="", tmp_path):
 
 
 def test_the_cli_answers_bad_lines_with_one_line_each_and_keeps_going(tmp_path):
-    done = run_cli("chat", "--as", "Cy", stdin="   \n" + "y" * 9000 + "\nhello\n", tmp_path=tmp_path)
+    done = run_cli("chat", "--as", "Cy", "--create", stdin="   \n" + "y" * 9000 + "\nhello\n", tmp_path=tmp_path)
     assert done.returncode == 1  # some lines were refused
     errors = [line for line in done.stderr.splitlines() if line.startswith("confidant:")]
     assert errors == ["confidant: This message is 9,000 characters long; the limit is 8,000. Please shorten it."]
@@ -86,7 +86,7 @@ def test_the_cli_answers_bad_lines_with_one_line_each_and_keeps_going(tmp_path):
 
 def test_a_missing_model_file_is_one_clear_line(tmp_path):
     env_model = {"CONFIDANT_MODEL_PATH": str(tmp_path / "nope.gguf")}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Di", "--data-dir", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Di", "--create", "--data-dir", str(tmp_path)],
                           input="hi\n", capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", **env_model})
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -121,7 +121,7 @@ def rows(data_dir) -> list[tuple]:
 
 def chat_cli(data_dir, stdin: str, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CONFIDANT_MAX_TOKENS": "4", "CONFIDANT_N_THREADS": "1", **env}
-    return subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Alice", "--data-dir", str(data_dir)],
+    return subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Alice", "--create", "--data-dir", str(data_dir)],
                           input=stdin, capture_output=True, text=True, env=env, timeout=300)
 
 

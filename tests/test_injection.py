@@ -201,7 +201,7 @@ def test_the_cli_refuses_a_malicious_template_in_one_line_and_keeps_the_message(
     path, marker = crafted(PAYLOADS["catch_warnings chain (CVE-2024-34359)"])
     data_dir = tmp_path / "data"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CONFIDANT_MODEL_PATH": str(path), "CONFIDANT_N_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Eve", "--data-dir", str(data_dir)],
+    done = subprocess.run([sys.executable, "-m", "app.cli", "chat", "--as", "Eve", "--create", "--data-dir", str(data_dir)],
                           input="hello\n", capture_output=True, text=True, env=env, timeout=300)
     said = [line for line in done.stderr.splitlines() if line.startswith("confidant:")]
     assert done.returncode == 1 and "Traceback" not in done.stderr and len(said) == 1

@@ -83,7 +83,8 @@ def test_chat_streams_shows_status_and_survives_reload(browser_page, tmp_path):
 
 
 def expect_conversation(page, first_words):
-    expect(page.locator("#cf-person input")).to_have_value("Alice")
+    expect(page.locator("#cf-person input")).to_have_value("")  # a neutral start: nobody chosen on load
+    choose_person(page, "Alice")
     expect(page.locator('#cf-chat [data-testid="user"]')).to_contain_text("nice name for a goldfish")
     expect(page.locator('#cf-chat [data-testid="bot"]')).to_contain_text(first_words)
     expect(page.locator("#cf-conversations")).to_contain_text("Hello! What is a nice name")

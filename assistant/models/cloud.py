@@ -145,7 +145,7 @@ class CloudModel:
             found["reachable"] = True
         except CloudError as error:
             found["problems"].append(f"tiny completion: {error}")
-        found["ok"] = found["reply"] is not None
+        found["ok"] = found["reply"] is not None and not found["problems"]  # a problem is not OK
         return found
 
 

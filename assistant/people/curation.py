@@ -7,8 +7,9 @@ Contract:
   example questions.
 - ``search(memory, profile_id, text, limit)``: the person's own complete exchanges matching the
   words (every word, case-insensitive, in the question or the reply) or the meaning (nearest by
-  the general tower among their exchanges only), fused by reciprocal rank; each hit says how it
-  matched. Empty text lists the most recent ones.
+  the general tower among their exchanges only, at least ``memory_search_min_similarity``
+  similar, so a word that means nothing finds nothing), fused by reciprocal rank; each hit says
+  how it matched. Empty text lists the most recent ones.
 - ``edit(memory, exchange_id, user_text, reply, owner)``: new text for one memory; its vectors,
   cluster, index entry and the person's prototype follow, the next exchange's context and a
   conversation title made from it quote the new text, and the database file is rewritten so the old text cannot be read back from it.
@@ -105,7 +106,8 @@ def _meaning_matches(memory, profile_id: int, text: str, limit: int) -> list[int
     if len(mine) == 0:
         return []
     query = memory.encoders.queries([text])[0]
-    return [i for i, _ in memory.index.search(query, limit, among=mine)]
+    floor = memory.settings.memory_search_min_similarity
+    return [i for i, similarity in memory.index.search(query, limit, among=mine) if similarity >= floor]
 
 
 def owned(store: Store, exchange_id: int, owner: int) -> Exchange:

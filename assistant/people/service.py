@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.people import archive, curation, forgetting, identification, portable
-from assistant.people.curation import Found, PersonStats  # noqa: F401 (what app/ shows)
+from assistant.people.curation import Found, PersonStats, Topic  # noqa: F401 (what app/ shows)
 from assistant.settings import Settings
 from assistant.store import people as records
 from assistant.store.store import Profile, Store
@@ -53,6 +53,10 @@ class People:
     def add(self, name: str) -> Profile:
         return self.store.add_profile(name)
 
+    def find(self, name: str) -> Profile | None:
+        """The person called ``name``, or None."""
+        return self.store.find_profile(name)
+
     def get_or_add(self, name: str) -> Profile:
         return self.store.get_or_add_profile(name)
 
@@ -62,7 +66,8 @@ class People:
     def set_cloud_allowed(self, name: str, allowed: bool) -> Profile:
         return self.store.set_cloud_allowed(name, allowed)
 
-    def count_exchanges(self, profile_id: int) -> int:
+    def count_exchanges(self, profile_id: int | None) -> int:
+        """One person's exchanges, or everyone's (None)."""
         return self.store.count_exchanges(profile_id)
 
     def delete(self, name: str) -> Profile:
@@ -97,6 +102,11 @@ class People:
 
     def forget(self, name: str, before=None, after=None) -> int:
         return forgetting.forget(self.memory, name, before=before, after=after)
+
+    def delete_conversation(self, session_id: int, owner: Profile) -> int:
+        """Forget every exchange of ``owner``'s conversation for good, as forgetting a person does."""
+        exchanges = self.store.session_exchanges(session_id)
+        return forgetting.forget_exchanges(self.memory, owner, [e.id for e in exchanges])
 
     # Teaching the local model from what they said (``assistant.training``)
 

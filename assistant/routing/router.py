@@ -14,9 +14,10 @@ The rules, first match wins:
    tower ≥ ``cache_similarity``, their own exchanges only) → local, from that answer;
 4. Auto: a follow-up whose score moved less than ``router_stickiness`` from the previous Auto
    turn of the conversation stays on that turn's side;
-5. Auto: cloud when the difficulty score reaches the threshold for ``cloud_budget``. The
-   threshold is the shipped calibration's, raised to this household's own recent scores'
-   quantile once there are enough, so the cloud share of real traffic stays within budget.
+5. Auto: cloud when the difficulty score reaches the threshold for ``cloud_budget``: the
+   household's online threshold (``assistant.routing.budget``), which starts from the shipped
+   calibration and follows every scored turn of this household, so that the share of its turns
+   sent to the cloud tracks the budget from the first turns. The reason shows the threshold.
 
 Scoring is a dot product over the message's embedding, which recall computes anyway: no draft
 reply, well under the 10 ms budget.
@@ -29,6 +30,7 @@ from functools import cached_property
 
 import numpy as np
 
+from assistant.routing.budget import WINDOW, online_threshold
 from assistant.routing.difficulty import DifficultyModel
 from assistant.errors import ModelError
 from assistant.memory.memory import Memory
@@ -36,9 +38,6 @@ from assistant.models.chat import ChatModel, Models
 from assistant.store.turn_log import TurnLog
 from assistant.settings import CloudMode, Settings
 from assistant.store.store import Exchange, Profile
-
-HOUSEHOLD_MIN_SCORES = 50   # own recent scores needed before they calibrate the threshold
-HOUSEHOLD_WINDOW = 500
 
 
 @dataclass(frozen=True)
@@ -93,18 +92,17 @@ class Router:
             side, before = previous
             return Route(side, f"follow-up stays {'in the cloud' if side == 'cloud' else 'on this device'} "
                                f"(score {score:.2f}, was {before:.2f})", score)
-        threshold = self.threshold()
+        threshold, turns = self.threshold()
+        why = (f"threshold for a {self.settings.cloud_budget:.0%} cloud budget, calibrated on "
+               + (f"{turns} scored turn{'s' * (turns != 1)} here" if turns else "the shipped stream"))
         if score >= threshold:
-            return Route("cloud", f"hard: {kind}, score {score:.2f} ≥ {threshold:.2f}", score)
-        return Route("local", f"easy: {kind}, score {score:.2f} < {threshold:.2f}", score)
+            return Route("cloud", f"hard: {kind}, score {score:.2f} ≥ {threshold:.2f}, the {why}", score)
+        return Route("local", f"easy: {kind}, score {score:.2f} < {threshold:.2f}, the {why}", score)
 
-    def threshold(self) -> float:
-        budget = self.settings.cloud_budget
-        shipped = self.model.threshold(budget)
-        recent = self.log.recent_scores(HOUSEHOLD_WINDOW)
-        if len(recent) < HOUSEHOLD_MIN_SCORES:
-            return shipped
-        return max(shipped, float(np.quantile(recent, 1.0 - budget)))
+    def threshold(self) -> tuple[float, int]:
+        """The household's current online threshold and how many scored turns it has seen (at most WINDOW)."""
+        scores, sent = self.log.scored_turns(WINDOW)
+        return online_threshold(self.model.quantiles, self.settings.cloud_budget, scores, sent), len(scores)
 
     def cached_answer(self, person: Profile, query: np.ndarray) -> tuple[Exchange, float] | None:
         """The person's own earlier cloud answer closest to ``query``, if close enough."""

@@ -6,7 +6,8 @@ Contract (all on the store's database):
   sending, so a turn that fails in the cloud still shows what left the device);
   ``record_note(exchange_id, note)`` why the turn ended up elsewhere than decided.
 - ``last_auto(session_id)`` the decision and score of the conversation's latest scored turn;
-  ``recent_scores(n)`` the latest n difficulty scores in the household;
+  ``scored_turns(n)`` the household's latest n scored turns, oldest first: their difficulty
+  scores and whether each was sent to the cloud (what the online budget threshold reads);
   ``cloud_exchange_ids(profile_id)`` the person's complete turns answered in the cloud (the
   semantic cache draws on these only).
 """
@@ -44,10 +45,11 @@ class RouteLog:
             "AND route_score IS NOT NULL ORDER BY id DESC LIMIT 1", (session_id,))
         return (rows[0]["route_decision"], rows[0]["route_score"]) if rows else None
 
-    def recent_scores(self, limit: int) -> np.ndarray:
-        rows = self.store.rows("SELECT route_score FROM exchanges WHERE route_score IS NOT NULL ORDER BY id DESC LIMIT ?",
-                               (limit,))
-        return np.array([r["route_score"] for r in rows], dtype=np.float64)
+    def scored_turns(self, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.store.rows("SELECT route_score, route_decision FROM exchanges WHERE route_score IS NOT NULL "
+                               "ORDER BY id DESC LIMIT ?", (limit,))[::-1]
+        return (np.array([r["route_score"] for r in rows], dtype=np.float64),
+                np.array([r["route_decision"] == "cloud" for r in rows], dtype=bool))
 
     def cloud_exchange_ids(self, profile_id: int) -> list[int]:
         rows = self.store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND route = 'cloud' AND status = 'complete'",
