@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a m
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from app import cli_doctor, cli_memory, cli_tools, cli_users
+from app import cli_doctor, cli_memory, cli_tools, cli_tune, cli_users
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.inputs import check_file_size
@@ -89,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     personal.add_argument("--limit", type=int, default=150, help="test pairs to answer (stratified by questioner)")
     personal.add_argument("--seed", type=int, default=0)
     personal.add_argument("--out", required=True, help="directory for results.json and the chart")
+    personal.add_argument("--systems", nargs="+", metavar="SYSTEM", help="run only these systems (default: all)")
+    personal.add_argument("--tune-steps", type=int, help="training steps of the tuned systems (default: one epoch)")
+    personal.add_argument("--tune-minutes", type=float, help="stop each tuned system's training after this many minutes")
     personal.set_defaults(handler=cmd_eval_personalization)
     cli_tools.add_commands(commands, common, evaluations)
     cli_doctor.add_commands(commands, common)
+    cli_tune.add_commands(commands, common)
 
     profiles = commands.add_parser("profiles", help="list, add, rename, delete, export or import people")
     actions = profiles.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -268,11 +272,15 @@ def cmd_eval_personalization(args: argparse.Namespace) -> int:
 
     from assistant.evaluation import personalization
 
+    settings = load_settings()
+    config = personalization.TuneConfig(steps=args.tune_steps, minutes=args.tune_minutes, threads=settings.n_threads)
     results = personalization.run(
-        Path(args.data), args.responder, args.limit, args.seed, Path(args.out), load_settings(), progress=True
+        Path(args.data), args.responder, args.limit, args.seed, Path(args.out), settings, progress=True,
+        systems=args.systems, tune_config=config,
     )
     print(personalization.markdown_table(results))
-    print(json.dumps({k: results[k] for k in ("speaker_id", "same_query", "timings_s")}, indent=2))
+    shown = ("speaker_id", "same_query", "same_query_ft", "likelihood", "querier_tag", "shape", "tuning", "timings_s")
+    print(json.dumps({k: results[k] for k in shown if k in results}, indent=2))
     return 0
 
 

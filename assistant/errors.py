@@ -40,3 +40,15 @@ class CloudUnavailable(CloudError):
 
 class PrivacyError(ConfidantError):
     """Personal data could not be reliably removed from a message; it must not leave the device."""
+
+
+class TrainingError(ConfidantError):
+    """The local model cannot be taught as asked (too little data, say); the message says what is needed."""
+
+
+class TrainingCancelled(TrainingError):
+    """Training was stopped before it finished; nothing was written."""
+
+
+class AdapterError(ConfidantError):
+    """A tuned adapter cannot be used (made for another base model, or damaged); the base model answers."""

@@ -108,7 +108,7 @@ class Assistant:
 
     @cached_property
     def router(self) -> Router:
-        models = Models(self.on_device, lambda: self.escalation, self.settings)
+        models = Models(self.on_device, lambda: self.escalation, self.settings, note=self.log.record_note)
         return Router(self.settings, self.memory, models=models, log=self.log)
 
     @cached_property
@@ -134,7 +134,8 @@ class Assistant:
             yield Unsure(guess)
             return
         session = self._conversation(person, session_id)
-        exchange_id = self.log.begin_exchange(session.id, person.id, text, self._context(session.id))
+        context = self._context(session.id)
+        exchange_id = self.log.begin_exchange(session.id, person.id, text, context)
         if guess is not None:
             self.log.record_identification(exchange_id, person.id, guess.confidence)
         reply = Reply()
@@ -145,7 +146,8 @@ class Assistant:
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
             self.log.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
-            question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options)
+            question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options,
+                                tuple(context))
             yield from reply.collect(self._reply(route.model, question))
         except BaseException as error:  # includes the consumer closing the stream early
             self.log.fail_exchange(exchange_id, _describe(error), reply.text)

@@ -2,12 +2,15 @@
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 CONFIDANT = str(Path(sys.executable).parent / "confidant")
+PROMPTED = ["zero_shot", "fewshot_generic", "retrieval_querier", "querier_aware", "no_clusters", "no_augmentation", "general_only"]
+TUNED = ["echo_query", "constant_reply", "finetune", "querier_aware_ft"]
 
 
 def write_slice(source: Path, target: Path, per_querier: int) -> None:
@@ -31,7 +34,7 @@ def test_eval_personalization_end_to_end(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [CONFIDANT, "eval", "personalization", "--data", str(data), "--responder", "rachel_green",
-         "--limit", "4", "--seed", "1", "--out", str(out)],
+         "--limit", "4", "--seed", "1", "--out", str(out), "--systems", *PROMPTED],
         capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,3 +56,49 @@ def test_eval_personalization_end_to_end(tmp_path):
     assert set(results["timings_s"]) == {"import", "train", "generate"}
     assert (out / "rougeL.png").stat().st_size > 1000
     assert not (out / "work").exists()  # temporary stores are cleaned up
+
+
+def test_eval_personalization_tuned_systems_end_to_end(tmp_path):
+    """The trained systems, the trivial baselines and the honesty checks, at a tiny size: one
+    llama.cpp thread, two training steps, so it stays a CI test (the figures mean nothing)."""
+    data = tmp_path / "mqd"
+    data.mkdir()
+    write_slice(FIXTURES / "train.jsonl.gz", data / "train.jsonl.gz", 20)
+    write_slice(FIXTURES / "test.jsonl.gz", data / "test.jsonl.gz", 3)
+    out = tmp_path / "out"
+    quick = {**os.environ, "CONFIDANT_N_THREADS": "1"}
+    result = subprocess.run(
+        [CONFIDANT, "eval", "personalization", "--data", str(data), "--responder", "rachel_green", "--limit", "3",
+         "--seed", "1", "--out", str(out), "--tune-steps", "2", "--systems", "zero_shot", *TUNED],
+        capture_output=True, text=True, timeout=3600, env=quick,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    systems = {"zero_shot", *TUNED}
+    assert set(results["systems"]) == systems and results["n"] == 3
+    assert "paired_delta_vs" not in results and "same_query" not in results  # querier_aware was not run
+    assert set(results["paired_delta_vs_ft"]) == systems - {"querier_aware_ft"}
+    assert results["examples"][0]["echo_query"] == results["examples"][0]["query"]
+    assert len({e["constant_reply"] for e in results["examples"]}) == 1
+    assert set(results["likelihood"]) == {"base", "finetune", "querier_aware_ft"}
+    for row in results["likelihood"].values():
+        assert row["nll"] > 0 and row["ci95"][0] <= row["nll"] <= row["ci95"][1]
+    tag = results["querier_tag"]
+    assert abs(tag["delta"] - (tag["nll_wrong"] - tag["nll_right"])) < 1e-3 and tag["ci95"][0] <= tag["ci95"][1]
+    assert set(results["shape"]) == systems | {"reference"}
+    assert results["shape"]["constant_reply"]["top_reply_share"] == 1.0
+    assert all(0 < row["top_reply_share"] <= 1 and row["mean_words"] >= 0 for row in results["shape"].values())
+    assert set(results["tuning"]) == {"finetune", "querier_aware_ft"}
+    assert all(row["steps"] == 2 and row["tokens_per_s"] > 0 for row in results["tuning"].values())
+    assert set(results["same_query_ft"]) >= {"distinct_reply_rate", "intended_querier_acc", "chance"}
+    assert not (out / "work").exists()  # the adapters went with the temporary stores
+
+
+def test_eval_personalization_refuses_an_unknown_system(tmp_path):
+    result = subprocess.run(
+        [CONFIDANT, "eval", "personalization", "--data", str(tmp_path), "--responder", "rachel_green",
+         "--out", str(tmp_path / "out"), "--systems", "echo_query", "oracle"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 1 and "unknown system(s) oracle" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -4,9 +4,12 @@ questioner, better than without knowing who asks?
 Contract: ``run(data_dir, responder, ...)`` imports the responder's train pairs into fresh
 temporary stores, trains the questioner encoder (and its ablations), then answers up to
 ``limit`` test pairs (stratified by questioner, deterministic with ``seed``) with the local
-model for every system, and returns (and writes) ``results.json`` with ROUGE-L, BLEU, paired
-bootstrap deltas, speaker identification and same-query personalization. Generation is greedy
-with at most 64 new tokens. Every system goes through the app's own import, training, recall
+model for every system (``systems`` picks some), and returns (and writes) ``results.json`` with
+ROUGE-L, BLEU, paired bootstrap deltas, speaker identification and same-query personalization.
+The trained systems (``finetune``, ``querier_aware_ft``), the trivial baselines and the honesty
+checks (``likelihood``, ``querier_tag``, ``shape``) are ``evaluation.finetune``'s; with
+``querier_aware_ft`` run, ``paired_delta_vs_ft`` and ``same_query_ft`` measure it too.
+Generation is greedy with at most 64 new tokens. Every system goes through the app's own import, training, recall
 and prompt code; nothing here is specific to one show.
 """
 
@@ -26,6 +29,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from assistant import prompts
+from assistant.errors import InputError
+from assistant.evaluation import finetune
 from assistant.evaluation.metrics import balanced_accuracy, bleu, bootstrap_ci, paired_delta, rouge_l
 from assistant.people.importers import mqd
 from assistant.models.local import LocalModel
@@ -33,9 +38,11 @@ from assistant.memory.memory import Memory
 from assistant.memory.recall import Recalled, recall_memories
 from assistant.settings import Settings
 from assistant.store.store import Store
+from assistant.training.trainer import TuneConfig
 from profiles.tower import Dialogue
 
 SYSTEMS = ["zero_shot", "fewshot_generic", "retrieval_querier", "querier_aware", "no_clusters", "no_augmentation", "general_only"]
+ALL_SYSTEMS = [*SYSTEMS, *finetune.SYSTEMS]
 VARIANTS = {"querier_aware": {}, "no_clusters": {"use_clusters": False}, "no_augmentation": {"augment": False}}
 SAME_QUERY_ITEMS = 20
 
@@ -158,14 +165,16 @@ def speaker_identification(bench: Bench, pairs: list[TestPair]) -> dict:
     return results
 
 
-def same_query(bench: Bench, pairs: list[TestPair]) -> dict:
-    """Re-ask test queries as every questioner: do replies differ, and do they sound addressed to them?"""
+def same_query(bench: Bench, pairs: list[TestPair], answer=None) -> dict:
+    """Re-ask test queries as every questioner: do replies differ, and do they sound addressed to them?
+    ``answer(pair, querier)`` makes the replies (default: the prompt-only ``querier_aware``)."""
+    answer = answer or (lambda pair, querier: bench.answer("querier_aware", pair, querier))
     memory = bench.memories["querier_aware"]
     ids, prototypes, _ = memory.vectors.prototypes()
     queriers = [memory.store.profile(int(i)).name for i in ids]
     differ, hits, total = [], 0, 0
     for pair in tqdm(pairs, desc="same query", disable=not bench.progress):
-        replies = [bench.answer("querier_aware", pair, querier) for querier in queriers]
+        replies = [answer(pair, querier) for querier in queriers]
         differ += [a != b for a, b in itertools.combinations(replies, 2)]
         vectors = memory.encoders.dialogues([Dialogue(pair.query, pair.context, r) for r in replies])
         hits += int((np.argmax(vectors @ prototypes.T, axis=1) == np.arange(len(queriers))).sum())
@@ -178,21 +187,30 @@ def same_query(bench: Bench, pairs: list[TestPair]) -> dict:
     }
 
 
-def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settings: Settings, progress: bool = True) -> dict:
+def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settings: Settings, progress: bool = True,
+        systems: list[str] | None = None, tune_config: TuneConfig | None = None) -> dict:
     settings = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": seed})
+    systems = list(systems or ALL_SYSTEMS)
+    unknown = sorted(set(systems) - set(ALL_SYSTEMS))
+    if unknown:
+        raise InputError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(ALL_SYSTEMS)}")
     workdir = out / "work"
     shutil.rmtree(workdir, ignore_errors=True)
     try:
         bench = Bench(settings, workdir, responder, Path(data_dir) / "train.jsonl.gz", seed, progress)
+        tuned = finetune.TunedSystems(bench, systems, tune_config or TuneConfig(threads=settings.n_threads),
+                                      workdir, seed, progress)
+        answer = {s: (lambda p, s=s: tuned.answer(s, p)) if s in finetune.SYSTEMS else (lambda p, s=s: bench.answer(s, p))
+                  for s in systems}
         all_tests = read_tests(Path(data_dir) / "test.jsonl.gz", responder)
         tests = stratified(all_tests, limit, seed)
         references = [p.response for p in tests]
         started = time.perf_counter()
         predictions = {
-            system: [bench.answer(system, p) for p in tqdm(tests, desc=system, disable=not progress)] for system in SYSTEMS
+            system: [answer[system](p) for p in tqdm(tests, desc=system, disable=not progress)] for system in systems
         }
         bench.timings["generate"] = round(time.perf_counter() - started, 1)
-        scores = {system: rouge_l(predictions[system], references) for system in SYSTEMS}
+        scores = {system: rouge_l(predictions[system], references) for system in systems}
         results = {
             "responder": responder,
             "n": len(tests),
@@ -200,14 +218,17 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
             "systems": {
                 s: {"rougeL": round(float(scores[s].mean()), 3), "rougeL_ci95": bootstrap_ci(scores[s], seed),
                     "bleu": round(bleu(predictions[s], references), 3)}
-                for s in SYSTEMS
+                for s in systems
             },
-            "paired_delta_vs": {s: paired_delta(scores["querier_aware"], scores[s], seed) for s in SYSTEMS if s != "querier_aware"},
+            **_headline_deltas(scores, systems, seed),
             "speaker_id": speaker_identification(bench, all_tests),
-            "same_query": same_query(bench, tests[:SAME_QUERY_ITEMS]),
+            **({"same_query": same_query(bench, tests[:SAME_QUERY_ITEMS])} if "querier_aware" in systems else {}),
+            **({"same_query_ft": same_query(bench, tests[:SAME_QUERY_ITEMS], lambda p, q: tuned.answer("querier_aware_ft", p, q))}
+               if "querier_aware_ft" in systems else {}),
+            **tuned.report(tests, predictions),
             "timings_s": bench.timings,
             "examples": [
-                {"querier": p.querier, "query": p.query, "reference": p.response, **{s: predictions[s][i] for s in SYSTEMS}}
+                {"querier": p.querier, "query": p.query, "reference": p.response, **{s: predictions[s][i] for s in systems}}
                 for i, p in enumerate(tests[:10])
             ],
         }
@@ -217,6 +238,15 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     chart(results, out / "rougeL.png")
     return results
+
+
+def _headline_deltas(scores: dict, systems: list[str], seed: int) -> dict:
+    """Paired ROUGE-L deltas of the prompt-only and the trained querier-aware systems against the rest."""
+    out = {}
+    for key, head in (("paired_delta_vs", "querier_aware"), ("paired_delta_vs_ft", "querier_aware_ft")):
+        if head in scores:
+            out[key] = {s: paired_delta(scores[head], scores[s], seed) for s in systems if s != head}
+    return out
 
 
 def chart(results: dict, path: Path) -> None:
@@ -243,7 +273,7 @@ def chart(results: dict, path: Path) -> None:
 def markdown_table(results: dict) -> str:
     lines = ["| system | ROUGE-L | 95% CI | BLEU | Δ querier_aware (95% CI) |", "|---|---:|---|---:|---|"]
     for system, row in results["systems"].items():
-        delta = results["paired_delta_vs"].get(system)
+        delta = results.get("paired_delta_vs", {}).get(system)
         shown = f"{delta['rougeL']:+.2f} [{delta['ci95'][0]:+.2f}, {delta['ci95'][1]:+.2f}]" if delta else "—"
         lines.append(f"| {system} | {row['rougeL']:.2f} | [{row['rougeL_ci95'][0]:.2f}, {row['rougeL_ci95'][1]:.2f}] | {row['bleu']:.2f} | {shown} |")
     return "\n".join(lines)

@@ -16,7 +16,11 @@ the cloud sees a short recent context, redacted (``escalation.Escalation``).
   ``PrivacyError``, a ``Switch(backup, note)`` is yielded (drop the text so far) and the
   backup answers from scratch. A stream carries ``str`` chunks and at most that one ``Switch``.
 - ``Models``: the chat models a route can name (``assistant.routing.router.Route.model``),
-  made on demand so that the local model still loads on first use.
+  made on demand so that the local model still loads on first use. The local model for a turn
+  is the tuned one (``tuned.TunedLocal``: the same loaded llama.cpp model with the adapter
+  ``confidant tune`` made) while its adapter exists and ``use_tuned_model`` is on, else
+  ``OnDevice``; an adapter refused (made for another base model) is noted on the turn
+  (``note(exchange_id, why)``) and ``OnDevice`` answers. The semantic cache always uses ``OnDevice``.
 Timing (time to first text, rate) is measured by whoever reads the stream, the same for all.
 """
 
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Protocol
 
 from assistant import prompts
-from assistant.errors import CloudError, PrivacyError
+from assistant.errors import AdapterError, CloudError, PrivacyError
 from assistant.models.escalation import fallback_note
 from assistant.settings import Settings
 from assistant.store.store import Exchange
@@ -41,6 +45,7 @@ class Question:
     history: list[Exchange] = field(default_factory=list)  # this conversation's recent exchanges
     memories: list = field(default_factory=list)  # the person's recalled exchanges, best first
     options: TurnOptions = TurnOptions()  # a caller's sampling and instructions (the API's)
+    context: tuple[str, ...] = ()  # the turn's stored context (``Exchange.context``): the tuned model's prompt
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,11 @@ class OnDevice:
 
     def __init__(self, local: Callable[[], object], settings: Settings):
         self._local, self.settings = local, settings  # a getter: the model loads on first use
+
+    @property
+    def local(self):
+        """The loaded ``LocalModel`` (the tuned model puts its adapter on the same one)."""
+        return self._local()
 
     @property
     def name(self) -> str:
@@ -133,16 +143,49 @@ class Fallback:
         yield from self.backup.answer(question)
 
 
+class Noted:
+    """``model``'s answer, with ``why`` noted on the turn first (e.g. the tuned adapter was refused)."""
+
+    def __init__(self, model: ChatModel, why: str, note: Callable[[int, str], None]):
+        self.model, self.why, self._note = model, why, note
+        self.where = model.where
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def answer(self, question: Question) -> Iterator[str | Switch]:
+        self._note(question.exchange_id, self.why)
+        yield from self.model.answer(question)
+
+
 class Models:
     """The chat models a route can name; the local one and the cloud one are looked up when
     a route is chosen (so the local model loads on first use, and a replaced one is used)."""
 
-    def __init__(self, on_device: OnDevice, cloud: Callable[[], ChatModel], settings: Settings):
-        self.on_device, self._cloud, self.settings = on_device, cloud, settings
+    def __init__(self, on_device: OnDevice, cloud: Callable[[], ChatModel], settings: Settings,
+                 note: Callable[[int, str], None] = lambda exchange_id, why: None):
+        self.on_device, self._cloud, self.settings, self._note = on_device, cloud, settings, note
+        self._tuned = None
 
     def pick(self, target: str, cached: Exchange | None = None, similarity: float = 0.0) -> ChatModel:
         if cached is not None:
             return CachedAnswer(self.on_device, cached, similarity, self.settings.recall_k)
         if target == "cloud":
-            return Fallback(self._cloud(), self.on_device)
-        return self.on_device
+            return Fallback(self._cloud(), self.local())
+        return self.local()
+
+    def local(self) -> ChatModel:
+        """The tuned local model while its adapter exists (deleting it, e.g. for privacy, ends it
+        at the next turn; one retrained since is opened afresh), else ``OnDevice``."""
+        from assistant.models.tuned import TunedLocal  # the training package, only when asked
+
+        if self._tuned is not None and not self._tuned.available:
+            self._tuned.close()
+            self._tuned = None
+        if self._tuned is None and self.settings.use_tuned_model:
+            try:
+                self._tuned = TunedLocal.open(lambda: self.on_device.local, self.settings)
+            except AdapterError as error:
+                return Noted(self.on_device, str(error), self._note)
+        return self._tuned or self.on_device

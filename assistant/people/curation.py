@@ -13,10 +13,12 @@ Contract:
 - ``edit(memory, exchange_id, user_text, reply, owner)``: new text for one memory; its vectors,
   cluster, index entry and the person's prototype follow, the next exchange's context and a
   conversation title made from it quote the new text, and the database file is rewritten so the old text cannot be read back from it.
+  It is marked corrected (``edited_at``), so the local model may learn from it; a tuned adapter that learned the old text is deleted.
 - ``delete(memory, exchange_id, owner)``: one memory gone for good (``forgetting``).
 - ``merge(memory, source, target)``: every conversation and exchange of ``source`` moves to
   ``target`` in one transaction (ids, so the FAISS index, stay as they are), the stricter cloud
-  consent wins, ``source`` is deleted and ``target``'s prototype recomputed.
+  consent wins, ``source`` is deleted and ``target``'s prototype recomputed; a tuned adapter that
+  learned either person (and so who asked what) is deleted.
 ``owner`` is the profile the caller believes the memory belongs to: a memory of anyone else is a
 ``NotFoundError``, so a page can never touch another person's memories by sending an id.
 """
@@ -33,6 +35,7 @@ from assistant.people.forgetting import forget_exchanges
 from assistant.inputs import clean_message
 from assistant.store import people as records
 from assistant.store.store import Exchange, Profile, Store
+from assistant.training.adapter import forget_trained_on
 from profiles.dialogue import dialogue_from
 
 RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al., 2009): damps the top ranks' weight
@@ -144,6 +147,7 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
     memory.save()
     memory.refresh_prototypes([owner])
     store.scrub()
+    forget_trained_on(memory.settings.data_dir, exchange_ids=[old.id])  # it learned the old words
     return store.exchange(old.id)
 
 
@@ -167,4 +171,5 @@ def merge(memory, source: str, target: str) -> Profile:
         raise InputError("Choose two different people to merge.")
     records.merge_people(store, moving, keeping)  # every declared per-person table (store.person_tables)
     memory.refresh_prototypes([keeping.id])
+    forget_trained_on(memory.settings.data_dir, profile_ids=[moving.id, keeping.id])  # it learned who asked what
     return store.profile(keeping.id)

@@ -14,6 +14,8 @@ profile, ids)`` does the same for chosen exchanges, e.g. one memory deleted in t
 - Then the FAISS index drops them and is saved, the person's prototype is recomputed (deleted
   when nothing is left) and the database is rewritten by ``Store.scrub``, so the text cannot
   be read back from the database file or its write-ahead log.
+- A tuned adapter trained on any of them is deleted (``training.adapter.forget_trained_on``):
+  it holds their words; the base model answers until ``confidant tune`` runs again.
 - Returns how many exchanges were forgotten. Not renewed: the trained questioner encoder and
   the query clusters, learned from what was stored when they were made (``confidant train``).
 """
@@ -26,6 +28,7 @@ from datetime import date, datetime, time, timezone
 from assistant.errors import InputError
 from assistant.store import people as records
 from assistant.store.store import Store
+from assistant.training.adapter import forget_trained_on
 from profiles.dialogue import Dialogue
 
 
@@ -97,5 +100,6 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
     memory.save()
     memory.refresh_prototypes([profile.id])
     store.scrub()
+    forget_trained_on(memory.settings.data_dir, exchange_ids=ids)  # a tuned adapter holds their words too
     return len(ids)
 

@@ -5,9 +5,11 @@ The web app gets it as ``Assistant.people``; a command without an assistant open
 the store, figures, search, edits and merges to ``curation``, forgetting to ``forgetting``, one
 person's export and import to ``portable``, the household archive to ``archive``, conversations
 from other apps to ``Memory.ingest``, training the questioner tower to ``Memory.train``,
-corrections of who said something to ``identification``, and the figures the charts draw to
-the store. ``memory`` (the embedder and the index) is made on first use, so commands that
-only touch profiles stay light. Errors are the engine's own (``assistant.errors``).
+teaching the local model to ``training.teach``, corrections of who said something to
+``identification``, and the figures the charts draw to the store. Deleting, editing,
+forgetting and merging also delete a tuned adapter that learned from what they change
+(``training.adapter``). ``memory`` (the embedder and the index) is made on first use, so
+commands that only touch profiles stay light. Errors are the engine's own (``assistant.errors``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from assistant.settings import Settings
 from assistant.store import people as records
 from assistant.store.store import Profile, Store
 from assistant.store.vectors import VectorStore
+from assistant.training.adapter import forget_trained_on
 
 
 class People:
@@ -68,8 +71,11 @@ class People:
         return self.store.count_exchanges(profile_id)
 
     def delete(self, name: str) -> Profile:
-        """The person with everything they said, for good (``Memory.delete_profile``)."""
-        return self.memory.delete_profile(name)
+        """The person with everything they said, for good (``Memory.delete_profile``), and a tuned
+        adapter trained on them (it holds their words; the base model answers until retrained)."""
+        profile = self.memory.delete_profile(name)
+        forget_trained_on(self.settings.data_dir, profile_ids=[profile.id])
+        return profile
 
     def merge(self, source: str, target: str) -> Profile:
         return curation.merge(self.memory, source, target)
@@ -101,6 +107,20 @@ class People:
         """Forget every exchange of ``owner``'s conversation for good, as forgetting a person does."""
         exchanges = self.store.session_exchanges(session_id)
         return forgetting.forget_exchanges(self.memory, owner, [e.id for e in exchanges])
+
+    # Teaching the local model from what they said (``assistant.training``)
+
+    def learnable_counts(self) -> dict[str, dict[str, int]]:
+        """``{person: {"imported": n, "corrected": n, "cloud": n}}``: what the local model may learn from."""
+        from assistant.training.dialogues import source_counts
+
+        return source_counts(self.store)
+
+    def teach(self, seed: int = 0, minutes: float | None = None, cancel=None) -> dict:
+        """Train and save the tuned adapter (``training.teach``); returns its metadata."""
+        from assistant.training.teach import teach  # torch: only when teaching
+
+        return teach(self.settings, self.store, seed=seed, minutes=minutes, cancel=cancel)
 
     def correct(self, exchange_id: int, person_id: int) -> None:
         identification.correct(self.memory, exchange_id, person_id)

@@ -114,8 +114,13 @@ def _m005_recall_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX exchanges_recall ON exchanges(profile_id, status, id, session_id)")
 
 
+def _m006_edited(db: sqlite_utils.Database) -> None:
+    """When a person corrected a reply in the Memory tab: a corrected reply is theirs to learn from."""
+    db.execute("ALTER TABLE exchanges ADD COLUMN edited_at TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m001_initial, _m002_memory, _m003_state, _m004_cloud, _m005_recall_index]
+    _m001_initial, _m002_memory, _m003_state, _m004_cloud, _m005_recall_index, _m006_edited]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

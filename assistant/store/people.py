@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from assistant.store import person_tables
-from assistant.store.store import Exchange, Store, _title
+from assistant.store.store import Exchange, Store, _title, now
 
 # Figures and search
 
@@ -75,9 +75,11 @@ def answered_routes(store: Store, people: list[int]) -> list[dict]:
 
 def rewrite_exchange(store: Store, old: Exchange, user_text: str, reply: str, contexts: dict[int, str],
                      cluster: int | None) -> None:
-    """New text for one exchange, the contexts quoting it, a title made from its old words."""
+    """New text for one exchange (marked corrected: ``edited_at``), the contexts quoting it, a
+    title made from its old words."""
     with store.transaction() as db:
-        db.execute("UPDATE exchanges SET user_text = ?, reply = ? WHERE id = ?", (user_text, reply, old.id))
+        db.execute("UPDATE exchanges SET user_text = ?, reply = ?, edited_at = ? WHERE id = ?",
+                   (user_text, reply, now(), old.id))  # a corrected reply is the person's to learn from
         db.execute("UPDATE sessions SET title = ? WHERE id = ? AND title = ?",  # a title quoting the old words
                    (_title(user_text), old.session_id, _title(old.user_text)))
         set_contexts(store, contexts)

@@ -79,6 +79,7 @@ class Exchange:
     route_score: float | None = None
     route_note: str | None = None
     cloud_payload: str | None = None
+    edited_at: str | None = None  # set when a person corrected the text in the Memory tab
 
 
 @dataclass(frozen=True)

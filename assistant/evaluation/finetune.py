@@ -1,0 +1,124 @@
+"""The personalization benchmark's trained systems and honesty checks.
+
+Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
+- ``finetune``: LoRA on the responder's train dialogues with no querier tag and no contrastive
+  term (the paper's fine-tune baseline); ``querier_aware_ft``: the tagged dialogues with the
+  querier contrast (the full method). Both train through ``assistant.training`` on what the
+  bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
+  answer through the bench's own llama.cpp model with ``AdapterSwitch`` (greedy, fixed seed,
+  a mild repetition penalty, one line).
+- ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
+  the trivial baselines every system must beat.
+- ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
+- ``report(tests, predictions)``: ``likelihood`` (mean per-token NLL of the true reply under the
+  base model, ``finetune`` and ``querier_aware_ft``, each with a bootstrap 95% interval),
+  ``querier_tag`` (the tuned model's NLL with the true questioner's tag against another
+  questioner's of the same responder, paired; ``delta`` = wrong − right, > 0 means the tag
+  helps) and ``shape`` (mean words and the share of the most common reply, per system and for
+  the real replies), and the training figures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from assistant.evaluation.metrics import bootstrap_ci
+from assistant.training.dialogues import Turn, learnable, render_prompt, reply_text
+from assistant.training.export import write_adapter
+from assistant.training.model import encode
+from assistant.training.serving import AdapterSwitch
+from assistant.training.trainer import TuneConfig, token_nlls, tune
+
+TRAINED = {"finetune": {"tagged": False, "contrast_weight": 0.0}, "querier_aware_ft": {"tagged": True}}
+TRIVIAL = ["echo_query", "constant_reply"]
+SYSTEMS = [*TRIVIAL, *TRAINED]
+
+
+def prompt_for(pair, querier: str | None) -> str:
+    return render_prompt([Turn(None, t) for t in pair.context], querier, pair.query)
+
+
+class TunedSystems:
+    def __init__(self, bench, systems, config: TuneConfig, workdir: Path, seed: int, progress: bool):
+        self.bench, self.seed = bench, seed
+        examples = learnable(bench.memories["querier_aware"].store)
+        self.constant = Counter(" ".join(e.reply.split()) for e in examples).most_common(1)[0][0] if examples else ""
+        self.queriers = sorted({e.querier for e in examples})
+        self.results, self.adapters, self.timings = {}, {}, {}
+        self.switch = AdapterSwitch(bench.local.llm)
+        for name, options in TRAINED.items():
+            if name not in systems:
+                continue
+            started = time.perf_counter()
+            result = tune(examples, bench.settings.model_path, replace(config, seed=seed, **options), progress=progress)
+            self.results[name] = result
+            self.adapters[name] = write_adapter(result.model, workdir / f"{name}.gguf", {"system": name})
+            self.timings[name] = {"train_s": round(time.perf_counter() - started, 1), "steps": result.steps,
+                                  "tokens_per_s": round(result.tokens_per_s, 1), "train_pairs": len(result.train),
+                                  "val_nll_before": round(result.val_nll_before, 4),
+                                  "val_nll_after": round(result.val_nll_after, 4)}
+
+    def answer(self, system: str, pair, querier: str | None = None) -> str:
+        if system == "echo_query":
+            return pair.query
+        if system == "constant_reply":
+            return self.constant
+        tagged = TRAINED[system].get("tagged", True)
+        lock = getattr(self.bench.local, "_lock", None)
+        try:
+            if lock is not None:
+                lock.acquire()
+            self.switch.use(self.adapters[system], 1.0)
+            return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
+                                        self.bench.settings.max_tokens, seed=self.seed)
+        finally:
+            self.switch.use(None)  # the other systems answer with the base model
+            if lock is not None:
+                lock.release()
+
+    def _nlls(self, result, tests, queriers, adapter: bool = True) -> np.ndarray:
+        rows = [encode(result.tokenizer, prompt_for(p, q), reply_text(p.response), result.config.max_tokens)
+                for p, q in zip(tests, queriers)]
+        if adapter:
+            return token_nlls(result.model, result.tokenizer, rows)
+        with result.model.disable_adapter():
+            return token_nlls(result.model, result.tokenizer, rows)
+
+    def report(self, tests, predictions: dict[str, list[str]]) -> dict:
+        report = {"shape": shape(tests, predictions), "tuning": self.timings}
+        if not self.results or not tests:
+            return report
+        truth = [p.querier for p in tests]
+        any_result = next(iter(self.results.values()))
+        likelihood = {"base": self._nlls(any_result, tests, truth, adapter=False)}
+        if "finetune" in self.results:
+            likelihood["finetune"] = self._nlls(self.results["finetune"], tests, [None] * len(tests))
+        if "querier_aware_ft" in self.results:
+            tuned = self.results["querier_aware_ft"]
+            likelihood["querier_aware_ft"] = right = self._nlls(tuned, tests, truth)
+            wrong = self._nlls(tuned, tests, [self._other(q, i) for i, q in enumerate(truth)])
+            diff = wrong - right
+            report["querier_tag"] = {"nll_right": round(float(right.mean()), 4), "nll_wrong": round(float(wrong.mean()), 4),
+                                     "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, self.seed)}
+        report["likelihood"] = {s: {"nll": round(float(v.mean()), 4), "ci95": bootstrap_ci(v, self.seed)}
+                                for s, v in likelihood.items()}
+        return report
+
+    def _other(self, querier: str, index: int) -> str:
+        others = [q for q in self.queriers if q != querier] or [querier]
+        return random.Random(self.seed * 100_003 + index).choice(others)
+
+
+def shape(tests, predictions: dict[str, list[str]]) -> dict:
+    def describe(replies: list[str]) -> dict:
+        counts = Counter(" ".join(r.split()) for r in replies)
+        return {"mean_words": round(float(np.mean([len(r.split()) for r in replies])), 2) if replies else 0.0,
+                "top_reply_share": round(counts.most_common(1)[0][1] / len(replies), 4) if replies else 0.0}
+
+    return {"reference": describe([p.response for p in tests]), **{s: describe(r) for s, r in predictions.items()}}

@@ -1,0 +1,77 @@
+"""The local model answering with the tuned adapter: the ``ChatModel`` ``Models`` picks for a
+local turn once ``confidant tune`` has made one.
+
+Contract of ``TunedLocal.open(local, settings)`` (``local`` a getter of the ``LocalModel``):
+``None`` when no adapter is in the data dir
+(or ``settings.use_tuned_model`` is off); an adapter made for another base model is an
+``AdapterError`` (``training.adapter.load_info``). ``answer(question)`` answers the turn with
+the tagged prompt training used (``training.dialogues.turn_prompt`` from the turn's stored
+context), with the turn's sampling, under the local model's lock, and takes the adapter off
+again afterwards, so every other use of the model gets the base. The llama.cpp model is the
+local model's own (made by ``models.llama_runtime``). ``name`` says on the status line that the
+tuned model answered. An adapter deleted since it was opened (privacy) is noticed at the next
+turn (``available``): that turn and later ones use the base; one retrained since is opened afresh.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from assistant.errors import ModelError
+from assistant.settings import Settings
+from assistant.training import adapter
+from assistant.training.dialogues import turn_prompt
+from assistant.training.serving import AdapterSwitch
+from assistant.turn_options import Sampling
+
+
+class TunedLocal:
+    """A ``ChatModel``: the local model with the tuned adapter on, for one turn at a time."""
+
+    where = "local"
+
+    def __init__(self, local, settings: Settings, info: dict):
+        self.local, self.settings, self.info = local, settings, info
+        self.path = adapter.adapter_path(settings.data_dir)
+        self.switch = AdapterSwitch(local.llm)
+        self._stamp = self.path.stat().st_mtime_ns
+        self.name = f"{local.name} + tuned ({info['created_at'][:10]})"
+
+    @classmethod
+    def open(cls, local: Callable[[], object], settings: Settings) -> "TunedLocal | None":
+        """``local`` is a getter of the ``LocalModel``: it loads only when there is an adapter."""
+        if not settings.use_tuned_model:
+            return None
+        info = adapter.load_info(settings.data_dir, settings.model_path)
+        return cls(local(), settings, info) if info else None
+
+    @property
+    def available(self) -> bool:
+        """Whether the adapter this was opened with is still the one in the data dir."""
+        try:
+            return self.path.stat().st_mtime_ns == self._stamp
+        except FileNotFoundError:
+            return False
+
+    def close(self) -> None:
+        with self.local._lock:
+            self.switch.close()
+
+    def answer(self, question) -> Iterator[str]:
+        s = self.settings
+        use = question.options.sampling or Sampling.of(s)
+        prompt = turn_prompt(question.context, question.speaker, question.text)
+        with self.local._lock:
+            try:
+                self.switch.use(self.path, 1.0)
+                for chunk in self.local.llm.create_completion(
+                    prompt, max_tokens=use.max_tokens, temperature=use.temperature, top_p=use.top_p, top_k=s.top_k,
+                    repeat_penalty=s.repeat_penalty, seed=use.seed, stop=["\n", *use.stop], stream=True,
+                ):
+                    text = chunk["choices"][0]["text"]
+                    if text:
+                        yield text
+            except (RuntimeError, ValueError) as error:
+                raise ModelError(f"the tuned local model failed while generating: {error}") from None
+            finally:
+                self.switch.use(None)

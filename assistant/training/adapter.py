@@ -1,0 +1,115 @@
+"""The tuned adapter in the data dir: saved with what it learned from, checked, and forgotten.
+
+Contract:
+- ``adapter_path(data_dir)`` is where the one adapter lives (``tuned-adapter.gguf``).
+- ``require_enough(examples)``: ``TrainingError`` saying what is needed unless there are at
+  least ``MIN_PEOPLE`` people and ``MIN_EXCHANGES`` learnable exchanges.
+- ``save(result, data_dir, model_path)`` writes the adapter atomically with its metadata (when,
+  how many exchanges of whom, the exchange and profile ids, the base model's SHA-256, the
+  settings, the held-out loss before and after) inside the GGUF (``export``).
+- ``load_info(data_dir, model_path)``: the metadata of the adapter, ``None`` when there is none;
+  an adapter made for another base model is an ``AdapterError`` that says so.
+- ``forget_trained_on(data_dir, exchange_ids=(), profile_ids=())``: an adapter trained on any of
+  these exchanges or people holds their words, so it is deleted; returns whether it was. The base
+  model answers until ``confidant tune`` runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from assistant.errors import AdapterError, TrainingError
+from assistant.training.export import read_metadata, write_adapter
+
+ADAPTER_FILE = "tuned-adapter.gguf"
+MIN_PEOPLE = 2
+MIN_EXCHANGES = 300
+STALE_MESSAGE = ("The tuned local model had learned from what was just removed, so it was deleted too; "
+                 "the base model answers until you teach it again (confidant tune).")
+
+
+def adapter_path(data_dir: Path) -> Path:
+    return Path(data_dir) / ADAPTER_FILE
+
+
+def require_enough(examples) -> None:
+    people = {e.querier for e in examples}
+    if len(people) < MIN_PEOPLE or len(examples) < MIN_EXCHANGES:
+        raise TrainingError(
+            f"Teaching the local model needs at least {MIN_EXCHANGES} exchanges from at least {MIN_PEOPLE} people "
+            f"(replies you imported with --me, corrected in the Memory tab, or got from the cloud); "
+            f"there are {len(examples)} from {len(people)}. Import more history first (confidant import)."
+        )
+
+
+def base_model_hash(model_path: Path) -> str:
+    stat = Path(model_path).stat()
+    return _sha256(str(Path(model_path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata(result, model_path: Path) -> dict:
+    people: dict[str, int] = {}
+    for example in result.train:
+        people[example.querier] = people.get(example.querier, 0) + 1
+    used = result.train + result.validation
+    return {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "base_model": {"name": Path(model_path).name, "sha256": base_model_hash(model_path)},
+        "settings": result.config.settings(),
+        "exchanges": len(result.train),
+        "validation_exchanges": len(result.validation),
+        "people": people,
+        "exchange_ids": sorted({e.exchange_id for e in used if e.exchange_id is not None}),
+        "profile_ids": sorted({e.profile_id for e in used if e.profile_id is not None}),
+        "val_nll_before": result.val_nll_before,
+        "val_nll_after": result.val_nll_after,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+    }
+
+
+def save(result, data_dir: Path, model_path: Path) -> Path:
+    return write_adapter(result.model, adapter_path(data_dir), metadata(result, model_path))
+
+
+def load_info(data_dir: Path, model_path: Path) -> dict | None:
+    path = adapter_path(data_dir)
+    if not path.is_file():
+        return None
+    try:
+        info = read_metadata(path)
+    except (ValueError, OSError) as error:
+        raise AdapterError(f"the tuned adapter {path} cannot be read ({error}); delete it or retrain (confidant tune)") from None
+    if info["base_model"]["sha256"] != base_model_hash(model_path):
+        raise AdapterError(
+            f"the tuned adapter {path} was trained for the base model {info['base_model']['name']} "
+            f"(sha256 {info['base_model']['sha256'][:12]}…), not for {Path(model_path).name}; "
+            "retrain it for this model (confidant tune) or switch back to that model")
+    return info
+
+
+def forget_trained_on(data_dir: Path, exchange_ids=(), profile_ids=()) -> bool:
+    path = adapter_path(data_dir)
+    if not path.is_file():
+        return False
+    try:
+        info = read_metadata(path)
+        hit = bool(set(info["exchange_ids"]) & set(exchange_ids) or set(info["profile_ids"]) & set(profile_ids))
+    except (ValueError, OSError, KeyError):
+        hit = True  # an adapter whose origin cannot be read may hold anyone's words
+    if hit:
+        path.unlink(missing_ok=True)
+    return hit

@@ -1,0 +1,57 @@
+"""The local model in torch, ready to be taught: the bundled GGUF with a peft LoRA on it.
+
+Contract:
+- ``load_base(model_path)`` loads the GGUF with transformers (dequantised to float32) and its
+  tokenizer, from the file itself: nothing comes from a hub. ``ModelError`` if it cannot.
+- ``add_lora(model, r, alpha, dropout)`` wraps it with a LoRA on q, k, v, o, gate, up, down (the
+  paper's targets); only the LoRA weights train.
+- ``encode(tokenizer, prompt, reply, max_tokens)`` tokenizes prompt + reply as one sequence
+  and returns (input ids, labels) with the prompt's labels masked (-100): loss on the reply's
+  tokens only. When too long, the prompt is cut from the left (the oldest context goes first)
+  and the reply from the right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.errors import ModelError
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+IGNORE = -100
+MIN_PROMPT_TOKENS = 8
+
+
+def load_base(model_path: Path):
+    """(model, tokenizer) of the GGUF at ``model_path``, in float32 on the CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    model_path = Path(model_path)
+    logging.disable_progress_bar()  # the dequantising bar would interleave with training's
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path.parent, gguf_file=model_path.name)
+        model = AutoModelForCausalLM.from_pretrained(model_path.parent, gguf_file=model_path.name, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
+        raise ModelError(f"could not load {model_path} for training: {error}") from None
+    finally:
+        logging.enable_progress_bar()
+    return model, tokenizer
+
+
+def add_lora(model, r: int = 16, alpha: float = 8.0, dropout: float = 0.05):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
+                        bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def encode(tokenizer, prompt: str, reply: str, max_tokens: int) -> tuple[list[int], list[int]]:
+    """(input ids, labels) for one dialogue; labels are -100 over the prompt."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    reply_ids = tokenizer(reply, add_special_tokens=False).input_ids
+    reply_ids = reply_ids[: max(1, max_tokens - MIN_PROMPT_TOKENS)]
+    prompt_ids = prompt_ids[-(max_tokens - len(reply_ids)):]
+    return prompt_ids + reply_ids, [IGNORE] * len(prompt_ids) + reply_ids

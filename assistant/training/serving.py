@@ -1,0 +1,79 @@
+"""A tuned adapter applied to one loaded llama.cpp model, switched per request.
+
+Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
+``assistant.models.llama_runtime.create_llama``, so the AMX fix holds):
+- ``load(path)`` reads a GGUF LoRA adapter into the model (``llama_adapter_lora_init``) once per
+  path; a file llama.cpp refuses (another architecture, damaged) is an ``AdapterError``.
+- ``use(path, scale)`` puts that adapter on the context at ``scale`` (``llama_set_adapters_lora``);
+  ``use(None)`` takes every adapter off, and so does scale 0 in effect: the base model exactly.
+  A change of adapter or scale also drops llama-cpp-python's cached prompt, whose keys and
+  values were computed by the other weights.
+- ``generate(prompt, ...)`` answers a tagged prompt (``dialogues.render_prompt``) as text, up to
+  the end of the reply's line.
+The caller serialises requests on one model (``LocalModel`` holds a lock per model).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+from llama_cpp import llama_cpp as bindings
+
+from assistant.errors import AdapterError
+
+
+class AdapterSwitch:
+    def __init__(self, llm):
+        self.llm = llm
+        self._loaded: dict[str, object] = {}
+        self._current: tuple[str | None, float] = (None, 0.0)
+
+    def load(self, path: Path):
+        key = str(Path(path).resolve())
+        if key not in self._loaded:
+            if not Path(key).is_file():
+                raise AdapterError(f"no adapter file at {key}")
+            adapter = bindings.llama_adapter_lora_init(self.llm._model.model, key.encode("utf-8"))
+            if not adapter:
+                raise AdapterError(f"llama.cpp could not load the adapter {key} for this model; retrain it (confidant tune)")
+            self._loaded[key] = adapter
+        return key, self._loaded[key]
+
+    def use(self, path: Path | None, scale: float = 1.0) -> None:
+        wanted = (None, 0.0) if path is None or scale == 0 else (self.load(path)[0], float(scale))
+        if wanted == self._current:
+            return
+        if wanted[0] is None:
+            failed = bindings.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        else:
+            adapters = (bindings.llama_adapter_lora_p_ctypes * 1)(self._loaded[wanted[0]])
+            scales = (ctypes.c_float * 1)(wanted[1])
+            failed = bindings.llama_set_adapters_lora(self.llm._ctx.ctx, adapters, 1, scales)
+        if failed:
+            raise AdapterError("llama.cpp could not apply the adapter to this model")
+        self.llm.reset()  # the cached prompt's keys and values came from the other weights
+        self._current = wanted
+
+    def close(self) -> None:
+        """Take every adapter off and free them (the model itself stays)."""
+        self.use(None)
+        for adapter in self._loaded.values():
+            bindings.llama_adapter_lora_free(adapter)
+        self._loaded.clear()
+
+    def generate(self, prompt: str, max_tokens: int = 64, seed: int = 0, temperature: float = 0.0,
+                 repeat_penalty: float = 1.1) -> str:
+        out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                         repeat_penalty=repeat_penalty, stop=["\n"])
+        return out["choices"][0]["text"].strip()
+
+
+def next_token_logits(llm, prompt: str) -> "np.ndarray":
+    """The model's logits for the token after ``prompt`` (evaluated afresh), as a float32 copy."""
+    import numpy as np
+
+    llm.reset()
+    llm.eval(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+    pointer = bindings.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()

@@ -1,0 +1,27 @@
+"""Teach the local model from the store, end to end: what ``confidant tune`` (and the UI) call.
+
+Contract of ``teach(settings, store, seed=0, minutes=None, cancel=None, progress=True)``:
+reads the learnable exchanges (``dialogues.learnable``), refuses too little data
+(``adapter.require_enough``), trains the querier-aware LoRA (``trainer.tune``) with the
+project's query clusters (the store's ``cluster`` column) and writes the adapter into the data
+dir atomically (``adapter.save``). Returns its metadata. A cancelled run (``TrainingCancelled``)
+leaves the adapter that was there before, or none.
+"""
+
+from __future__ import annotations
+
+from assistant.settings import Settings
+from assistant.store.store import Store
+from assistant.training import adapter
+from assistant.training.dialogues import learnable
+from assistant.training.trainer import TuneConfig, tune
+
+
+def teach(settings: Settings, store: Store, seed: int = 0, minutes: float | None = None, cancel=None,
+          progress: bool = True, config: TuneConfig | None = None) -> dict:
+    examples = learnable(store)
+    adapter.require_enough(examples)
+    config = config or TuneConfig(seed=seed, minutes=minutes, threads=settings.n_threads)
+    result = tune(examples, settings.model_path, config, cancel=cancel, progress=progress)
+    adapter.save(result, settings.data_dir, settings.model_path)
+    return adapter.load_info(settings.data_dir, settings.model_path)

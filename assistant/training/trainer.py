@@ -1,0 +1,210 @@
+"""The training loop: LoRA (+ the querier-aware term) on speaker-tagged dialogues.
+
+Contract of ``tune(examples, model_path, config, cancel=None, progress=True)``:
+- Seeded (``config.seed``: Python, NumPy and torch), using ``config.threads`` torch threads.
+- A validation split (``config.validation_share``, at most ``MAX_VALIDATION`` dialogues) is
+  carved from the examples before training and never trained on; its mean per-token NLL of the
+  reply is measured before and after (``TuneResult.val_nll_before`` / ``val_nll_after``).
+- AdamW at ``config.lr`` with a cosine schedule over the planned steps (``config.epochs`` passes,
+  or ``config.steps``), stopping early when ``config.minutes`` have passed.
+- Loss = LM loss on the reply's tokens + ``config.contrast_weight`` × the querier contrast
+  (``querier_loss``), the latter only when the prompt names the querier (``config.tagged``).
+- A tqdm bar shows the loss, tokens/s and the time left. ``cancel`` (a ``threading.Event``) is
+  checked between steps: a cancelled run raises ``TrainingCancelled`` and returns nothing, so
+  nothing is ever written from it.
+- Nothing is written to disk here; ``export`` writes the adapter.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.errors import TrainingCancelled
+from assistant.training.dialogues import Example, prompt_of, reply_text
+from assistant.training.model import IGNORE, add_lora, encode, load_base
+
+MAX_VALIDATION = 64
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    r: int = 16
+    alpha: float = 8.0
+    dropout: float = 0.05
+    lr: float = 2e-4
+    batch: int = 4
+    max_tokens: int = 128
+    epochs: float = 1.0
+    steps: int | None = None  # overrides epochs when set
+    minutes: float | None = None
+    contrast_weight: float = 0.5
+    tagged: bool = True  # False: the plain fine-tune baseline (no querier tag, no contrast)
+    validation_share: float = 0.05
+    seed: int = 0
+    threads: int = 1
+    warmup: int = 5
+
+    def settings(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TuneResult:
+    model: object  # the peft model
+    tokenizer: object
+    config: TuneConfig
+    train: list[Example]
+    validation: list[Example]
+    losses: list[float] = field(default_factory=list)
+    val_nll_before: float = float("nan")
+    val_nll_after: float = float("nan")
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def split(examples: list[Example], share: float, seed: int) -> tuple[list[Example], list[Example]]:
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_val = min(MAX_VALIDATION, int(len(examples) * share)) if share > 0 else 0
+    held = set(order[:n_val])
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad: int):
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row_ids, row_labels) in enumerate(rows):
+        ids[i, : len(row_ids)] = torch.tensor(row_ids)
+        labels[i, : len(row_labels)] = torch.tensor(row_labels)
+        attention[i, : len(row_ids)] = 1
+    return ids, labels, attention
+
+
+def encoded(tokenizer, examples: list[Example], config: TuneConfig, tagged: bool | None = None):
+    tagged = config.tagged if tagged is None else tagged
+    return [encode(tokenizer, prompt_of(e, tagged), reply_text(e.reply), config.max_tokens) for e in examples]
+
+
+def token_nlls(model, tokenizer, rows, batch: int = 8) -> np.ndarray:
+    """Mean NLL per reply token of each encoded (ids, labels) row, in order (no gradient)."""
+    import torch
+    import torch.nn.functional as F
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            ids, labels, attention = collate(rows[start : start + batch], pad)
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+            target = labels[:, 1:]
+            nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
+            counted = (target != IGNORE).sum(1).clamp(min=1)
+            out += (nll.sum(1) / counted).tolist()
+    return np.array(out)
+
+
+def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneConfig(), cancel=None,
+         progress: bool = True) -> TuneResult:
+    import torch
+
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    train, validation = split(examples, config.validation_share, config.seed)
+    base, tokenizer = load_base(model_path)
+    model = add_lora(base, config.r, config.alpha, config.dropout)
+    result = TuneResult(model, tokenizer, config, train, validation)
+    val_rows = encoded(tokenizer, validation, config)
+    if val_rows:
+        with model.disable_adapter():
+            result.val_nll_before = float(token_nlls(model, tokenizer, val_rows).mean())
+    _train(result, encoded(tokenizer, train, config), cancel, progress)
+    if val_rows:
+        result.val_nll_after = float(token_nlls(model, tokenizer, val_rows).mean())
+    return result
+
+
+def _planned_steps(config: TuneConfig, n: int) -> int:
+    return config.steps if config.steps is not None else max(1, math.ceil(config.epochs * n / config.batch))
+
+
+def _train(result: TuneResult, rows, cancel, progress: bool) -> None:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from assistant.training.querier_loss import QuerierContrast
+
+    config, model, tokenizer = result.config, result.model, result.tokenizer
+    contrast = None
+    if config.tagged and config.contrast_weight > 0:
+        clusters = max((e.cluster for e in result.train), default=0) + 1
+        contrast = QuerierContrast(model.config.hidden_size, clusters)
+    params = [p for p in model.parameters() if p.requires_grad] + (list(contrast.parameters()) if contrast else [])
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    planned = _planned_steps(config, len(rows))
+    schedule = get_cosine_schedule_with_warmup(optimizer, min(config.warmup, planned // 10), planned)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order = np.random.default_rng(config.seed)
+    batches = _batches(len(rows), config.batch, order)
+    started = time.perf_counter()
+    bar = tqdm(total=planned, desc="teaching the local model", unit="step", disable=not progress)
+    model.train()
+    try:
+        for step in range(planned):
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled("Training was cancelled; the adapter in use (if any) is unchanged.")
+            if config.minutes is not None and time.perf_counter() - started > config.minutes * 60:
+                break
+            chosen = next(batches)
+            ids, labels, attention = collate([rows[i] for i in chosen], pad)
+            out = model(input_ids=ids, attention_mask=attention, labels=labels, output_hidden_states=contrast is not None)
+            loss = out.loss
+            if contrast is not None:
+                pooled = QuerierContrast.pool(out.hidden_states[-1], labels != IGNORE)
+                picked = [result.train[i] for i in chosen]
+                loss = loss + config.contrast_weight * contrast(pooled, [e.cluster for e in picked], [e.querier for e in picked])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            result.losses.append(out.loss.item())
+            result.steps = step + 1
+            result.tokens += int(attention.sum())
+            result.seconds = time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.losses[-1]:.3f}", tok_s=f"{result.tokens_per_s:.0f}")
+    finally:
+        bar.close()
+    model.eval()
+
+
+def _batches(n: int, size: int, rng):
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - size + 1 if n >= size else 1, size):
+            yield [int(i) for i in order[start : start + size]]

@@ -1,0 +1,237 @@
+"""Teaching the local model, on the real small model and real data from the fixtures.
+
+One short training run (a few dozen steps on the fixture's 350 Friends pairs, one torch thread)
+is shared by the tests of the module: the loss falls, the exported adapter loads in llama.cpp and
+moves the next-token distribution the way the torch model moved, scale 0 is the base exactly,
+the tag at inference is training's, and deleting a person removes the adapter.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.errors import AdapterError, TrainingCancelled, TrainingError
+from assistant.memory.memory import Memory
+from assistant.models.llama_runtime import create_llama
+from assistant.people.importers import mqd
+from assistant.people.service import People
+from assistant.settings import load_settings
+from assistant.store import people as records
+from assistant.store.store import GenerationStats, Store
+from assistant.store.turn_log import TurnLog
+from assistant.training import adapter
+from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
+from assistant.training.model import encode
+from assistant.training.serving import AdapterSwitch, next_token_logits
+from assistant.training.trainer import TuneConfig, tune
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
+RESPONDER = "rachel_green"
+QUICK = TuneConfig(steps=16, batch=4, max_tokens=64, lr=1e-3, validation_share=0.1, seed=0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("tuned") / "data", n_threads=1)
+    memory = Memory(settings, Store(settings.database_path))
+    memory.ingest(mqd.parse(FIXTURES / "train.jsonl.gz", RESPONDER), progress=False)
+    examples = learnable(memory.store)
+    result = tune(examples, settings.model_path, QUICK, progress=False)
+    path = adapter.save(result, settings.data_dir, settings.model_path)
+    return settings, memory, result, path
+
+
+@pytest.fixture(scope="module")
+def llm(trained):
+    settings = trained[0]
+    return create_llama(model_path=str(settings.model_path), n_ctx=512, n_threads=1, verbose=False)
+
+
+def test_only_human_and_cloud_replies_are_learned(settings, store):
+    person = store.add_profile("Sam")
+    session = store.new_session(person.id)
+    log = TurnLog(store)
+    local = log.begin_exchange(session.id, person.id, "hi")
+    log.complete_exchange(local, "the local model said this", GenerationStats("local", "smollm2", 1, 1, 1))
+    cloud = log.begin_exchange(session.id, person.id, "hard question", ["hi", "the local model said this"])
+    log.complete_exchange(cloud, "a cloud answer", GenerationStats("cloud", "gpt", 1, 1, 1))
+    imported = store.add_imported_exchange(session.id, person.id, "old question", "my own reply", [], "whatsapp")
+    examples = {e.exchange_id: e for e in learnable(store)}
+    assert set(examples) == {cloud, imported}  # never the local model's own unedited reply
+    records.rewrite_exchange(store, store.exchange(local), "hi", "corrected", {}, None)  # the Memory tab's edit
+    assert store.exchange(local).edited_at is not None
+    assert local in {e.exchange_id for e in learnable(store)}
+    assert source_counts(store) == {"Sam": {"imported": 1, "corrected": 1, "cloud": 1}}
+
+
+def test_tag_at_inference_is_trainings(settings, store):
+    """The prompt a live turn is answered with is, once stored, the prompt training reads."""
+    person = store.add_profile("Monica Geller")
+    session = store.new_session(person.id)
+    log = TurnLog(store)
+    first = log.begin_exchange(session.id, person.id, "How are you?")
+    log.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    context = [e for e in store.session_exchanges(session.id)][-1]
+    second = log.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
+    at_inference = live_prompt(store.exchange(second), "Monica Geller")  # the pending turn, as the pipeline has it
+    log.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
+    stored = next(e for e in learnable(store) if e.exchange_id == second)
+    assert prompt_of(stored) == at_inference
+    assert turn_prompt((context.user_text, context.reply), "Monica Geller", "Did you sleep okay?") == at_inference
+    assert at_inference.endswith("Monica Geller: Did you sleep okay?\nAssistant:")
+    assert prompt_of(stored, tagged=False).endswith("Someone: Did you sleep okay?\nAssistant:")
+
+
+def test_training_tokens_are_llama_cpps(trained, llm):
+    tokenizer = trained[2].tokenizer
+    prompt = render_prompt([], "Joey Tribbiani", "How you doin'?")
+    ids, labels = encode(tokenizer, prompt, " Fine.\n", 64)
+    assert ids[: labels.count(-100)] == llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    assert [t for t in labels if t != -100] == tokenizer(" Fine.\n", add_special_tokens=False).input_ids
+
+
+def test_loss_falls(trained):
+    result = trained[2]
+    assert result.steps == QUICK.steps and result.tokens > 0
+    assert result.val_nll_after < result.val_nll_before  # held-out reply NLL, never trained on
+
+
+def test_adapter_metadata(trained):
+    settings, memory, result, path = trained
+    info = adapter.load_info(settings.data_dir, settings.model_path)
+    assert info["exchanges"] == len(result.train) and len(info["people"]) == 5
+    assert info["base_model"]["sha256"] == adapter.base_model_hash(settings.model_path)
+    assert info["settings"]["r"] == 16 and info["settings"]["alpha"] == 8.0
+    assert len(info["exchange_ids"]) == 350
+
+
+def test_adapter_changes_llama_cpp_like_torch_and_scale_zero_is_base(trained, llm):
+    import torch
+
+    settings, memory, result, path = trained
+    prompt = prompt_of(result.validation[0])
+    ids = torch.tensor([result.tokenizer(prompt, add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        torch_tuned = result.model(input_ids=ids).logits[0, -1].numpy()
+        with result.model.disable_adapter():
+            torch_base = result.model(input_ids=ids).logits[0, -1].numpy()
+    switch = AdapterSwitch(llm)
+    base = next_token_logits(llm, prompt)
+    switch.use(path, 1.0)
+    tuned = next_token_logits(llm, prompt)
+    switch.use(path, 0.0)
+    zero = next_token_logits(llm, prompt)
+    switch.use(None)
+    assert np.abs(tuned - base).max() > 0.1
+    assert np.corrcoef(tuned - base, torch_tuned - torch_base)[0, 1] > 0.5  # same change, through the Q4_1 base
+    assert np.array_equal(zero, base) and np.array_equal(next_token_logits(llm, prompt), base)
+
+
+def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
+    settings, _, _, path = trained
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF not the same model")
+    with pytest.raises(AdapterError, match="trained for the base model SmolLM2"):
+        adapter.load_info(settings.data_dir, other)
+
+
+def test_too_little_data_says_what_is_needed(settings, store):
+    from assistant.training.teach import teach
+
+    person = store.add_profile("Sam")
+    session = store.new_session(person.id)
+    store.add_imported_exchange(session.id, person.id, "q", "r", [], "whatsapp")
+    with pytest.raises(TrainingError, match="at least 300 exchanges from at least 2 people.*there are 1 from 1"):
+        teach(settings, store)
+    assert not adapter.adapter_path(settings.data_dir).exists()
+
+
+def test_tune_command_says_what_is_needed(tmp_path, capsys):
+    from app.cli import main
+
+    data = tmp_path / "data"
+    store = Store(load_settings(data_dir=data).database_path)
+    person = store.add_profile("Sam")
+    store.add_imported_exchange(store.new_session(person.id).id, person.id, "q", "r", [], "whatsapp")
+    store.close()
+    assert main(["tune", "--data-dir", str(data), "--minutes", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "Sam: 1 imported, 0 corrected, 0 from the cloud" in out
+    assert "needs at least 300 exchanges from at least 2 people" in err and "Traceback" not in err
+    assert not adapter.adapter_path(data).exists()
+
+
+def test_cancel_leaves_no_file(trained, tmp_path):
+    settings = trained[0]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(TrainingCancelled):
+        tune(learnable(trained[1].store), settings.model_path, QUICK, cancel=cancel, progress=False)
+    assert sorted(p.name for p in settings.data_dir.iterdir() if "adapter" in p.name) == [adapter.ADAPTER_FILE]
+
+
+def test_interrupted_write_keeps_the_old_adapter(trained, monkeypatch):
+    import gguf
+
+    settings, _, result, path = trained
+    before = path.read_bytes()
+
+    def fail(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gguf.GGUFWriter, "write_tensors_to_file", fail)
+    with pytest.raises(KeyboardInterrupt):
+        adapter.save(result, settings.data_dir, settings.model_path)
+    assert path.read_bytes() == before
+    assert [p.name for p in settings.data_dir.iterdir() if "adapter" in p.name] == [adapter.ADAPTER_FILE]
+
+
+def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained, llm):
+    from assistant.models.local import LocalModel
+    from assistant.pipeline import Assistant, Finished
+
+    settings, memory, _, path = trained
+    quick = settings.model_copy(update={"max_tokens": 8, "temperature": 0.0, "seed": 7})
+    local = LocalModel.shared(quick)
+    tuned = [e for e in Assistant(quick, memory.store, local, memory).turn("How are you?", "Monica Geller")
+             if isinstance(e, Finished)][0].exchange
+    assert tuned.route == "local" and tuned.model.endswith(f"+ tuned ({adapter.load_info(settings.data_dir, settings.model_path)['created_at'][:10]})")
+    base_settings = quick.model_copy(update={"use_tuned_model": False})
+    base = [e for e in Assistant(base_settings, memory.store, local, memory).turn("How are you?", "Monica Geller")
+            if isinstance(e, Finished)][0].exchange
+    assert base.model == local.name and path.is_file()
+
+
+def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
+    settings, memory, _, path = trained
+    saved = path.read_bytes()
+    store = memory.store
+    people = People(settings, store, memory)
+    chandler, ross = store.profile("Chandler Bing"), store.profile("Dr Ross Geller")
+    untrained = store.rows("SELECT id FROM exchanges WHERE source = 'chat' AND profile_id = ? LIMIT 1",
+                           (store.profile("Monica Geller").id,))[0]["id"]  # the live turn's, not learned from
+    people.edit(untrained, "How are you?", "Fine.", store.profile("Monica Geller").id)
+    assert path.read_bytes() == saved  # nothing it learned from changed
+    learned = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND source = 'import' LIMIT 2", (chandler.id,))
+    people.edit(learned[0]["id"], "What?", "Nothing.", chandler.id)
+    assert not path.exists()
+    path.write_bytes(saved)
+    people.delete_memory(learned[1]["id"], chandler.id)
+    assert not path.exists()
+    path.write_bytes(saved)
+    people.merge(ross.name, chandler.name)
+    assert not path.exists()
+    path.write_bytes(saved)
+
+
+def test_deleting_a_person_removes_the_adapter(trained):
+    """Last in the module: it deletes the adapter the other tests use."""
+    settings, memory, _, path = trained
+    assert path.is_file()
+    People(settings, memory.store, memory).delete("Monica Geller")
+    assert not path.exists()
+    assert not list(settings.data_dir.glob("*.gguf")) and not list(settings.data_dir.glob(".*partial"))
