@@ -18,6 +18,7 @@ def add_commands(evaluations) -> None:
     talk = evaluations.add_parser("conversation", help="a scripted multi-person conversation through the real engine")
     talk.add_argument("--data", metavar="FILE", help="the script (default: assets/conversation_eval.json)")
     talk.add_argument("--out", required=True, metavar="FILE", help="where to write the results JSON")
+    talk.add_argument("--rescore", metavar="RESULTS", help="score the replies saved in RESULTS again (no model run)")
     talk.add_argument("--limit", type=int, help="play only the first N turns")
     talk.add_argument("--seed", type=int, default=0, help="sampling seed (default 0: repeatable)")
     talk.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -39,8 +40,12 @@ def overrides(pairs: list[str]) -> dict:
 def cmd_eval_conversation(args: argparse.Namespace) -> int:
     from assistant.evaluation import conversation
 
-    settings = load_settings(seed=args.seed, **overrides(args.overrides))
-    results = conversation.run(Path(args.data) if args.data else conversation.DEFAULT_SCRIPT, settings, limit=args.limit, progress=True)
+    if args.rescore:
+        results = conversation.rescore(conversation.read_results(Path(args.rescore)))
+    else:
+        settings = load_settings(seed=args.seed, **overrides(args.overrides))
+        script = Path(args.data) if args.data else conversation.DEFAULT_SCRIPT
+        results = conversation.run(script, settings, limit=args.limit, progress=True)
     conversation.write(results, Path(args.out))
     print(conversation.markdown_table(results))
     print(f"wrote {args.out} ({results['n']} replies in {results['seconds']:.0f} s)")

@@ -8,7 +8,8 @@ with ``conversation_scores``: which names it uses, its ROUGE-L / 4-gram overlap 
 the memories recalled for it and with the previous reply, whether it reflects the fact the
 question calls for, and whether it ends mid-sentence (and whether it hit ``max_tokens``). Returns
 per-reply rows and aggregates (rates and means with 95% bootstrap intervals over replies);
-``write(results, path)`` saves them as JSON and ``markdown_table`` prints the summary.
+``rescore(results)`` scores saved replies again; ``write(results, path)`` saves them as JSON and
+``markdown_table`` prints the summary.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def score_reply(i: int, turn: Turn, reply: str, recalled: list[str], previous: s
     return {
         "i": i, "person": turn.person, "conversation": turn.conversation, "text": turn.text, "reply": reply,
         "names": names, "name": score.name_verdict(names, turn.person, people),
-        "recalled": len(recalled),
+        "recalled": len(recalled), "recalled_replies": recalled,
         "rougeL_recalled": round(score.overlap(reply, recalled), 2),
         "rougeL_previous": round(score.overlap(reply, [previous]), 2),
         "copied_4grams": round(score.ngram_precision(reply, [*recalled, previous]), 3),
@@ -109,6 +110,21 @@ def score_reply(i: int, turn: Turn, reply: str, recalled: list[str], previous: s
         "fact": score.reflects(reply, list(turn.expects)) if turn.expects else None,
         "cut": score.is_cut(reply), "hit_max_tokens": tokens >= max_tokens, "tokens": tokens,
     }
+
+
+def rescore(results: dict) -> dict:
+    """The same replies scored again with the current scorers (so runs made before a scorer was
+    fixed compare with later ones); the replies themselves are not regenerated."""
+    people, max_tokens = results["people"], results["settings"]["max_tokens"]
+    said: dict[str, str] = {}
+    previous, rows = "", []
+    for row in results["replies"]:
+        turn = Turn(row["person"], row["conversation"], row["text"], tuple(row["expects"]))
+        said[turn.person] = f"{said.get(turn.person, '')} {turn.text}"
+        rows.append(score_reply(row["i"], turn, row["reply"], row["recalled_replies"], previous, people,
+                                score.words_of(said[turn.person]), row["tokens"], max_tokens))
+        previous = row["reply"]
+    return {**results, "aggregate": aggregate(rows), "replies": rows}
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -152,6 +168,13 @@ def markdown_table(results: dict) -> str:
         m = agg[key]
         lines.append(f"| {label} | {m['mean']:.3f} | {m['ci95'][0]:.3f}–{m['ci95'][1]:.3f} | {m['n']} |")
     return "\n".join(lines)
+
+
+def read_results(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read the results {path}: {error}") from None
 
 
 def write(results: dict, path: Path) -> None:

@@ -3,7 +3,8 @@
 Pure functions over strings, each a heuristic stated here so a reader can judge the figures:
 - ``names_in(reply, household, allowed)``: capitalised words that read as names. A word counts
   when it is a household member's name, or when it is capitalised in mid-sentence (or right
-  after a greeting such as "Hi"), is not in ``COMMON_CAPITALISED`` and is not among the words
+  after a greeting such as "Hi", or opening the reply before a comma and not in ``OPENERS``:
+  "Celeste, …"), is not in ``COMMON_CAPITALISED`` and is not among the words
   the asking person wrote themselves (``allowed``: their city, their message). What is left are
   invented names ("Amara") and other proper nouns the person never mentioned.
 - ``name_verdict``: "none" (no name), "right" (only the asker's), "other" (another member of the
@@ -23,7 +24,7 @@ import re
 from assistant.evaluation.metrics import rouge_l
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
-SENTENCE_START = re.compile(r"(^|[.!?…:;\n\"“(]\s*|[-*•]\s+|\d+[.)]\s+)$")
+SENTENCE_START = re.compile(r"(^|[.!?…:;\n\"“(\U0001F300-\U0001FAFF\u2600-\u27BF]\s*|[-*•]\s+|\d+[.)]\s+)$")
 GREETING = re.compile(r"\b(hi|hello|hey|dear|thanks|thank you|welcome|morning|evening|afternoon),?\s+$", re.IGNORECASE)
 ENDS_SENTENCE = re.compile(r"([.!?…]|[.!?…][\"'”’)\]*]+|[\U0001F300-\U0001FAFF\u2600-\u27BF])$")
 
@@ -31,8 +32,19 @@ COMMON_CAPITALISED = frozenset("""
 i i'm i'll i've i'd ok okay mr mrs ms dr st confidant ai english french spanish italian mexican indian thai
 chinese japanese greek american british canadian european asian mediterranean monday tuesday wednesday thursday
 friday saturday sunday january february march april may june july august september october november december
-christmas easter god internet tv wifi paris france london europe america earth moon sun pacific atlantic
+christmas easter god internet tv wifi earth moon sun pacific atlantic ocean paris france london england europe
+america spain italy germany german mexico india china japan greece canada portugal portuguese catalan asia africa
 """.split())
+
+
+# words that open a reply followed by a comma without being someone's name ("Sure, …")
+OPENERS = frozenset("""
+sure yes yeah yep no nope well oh ah ahh wow okay ok alright great good perfect absolutely certainly of as first
+then also however sorry thanks thank indeed now so but and if when since because after before while here there
+this that these those what why how hmm um haha hey hi hello welcome congratulations cheers please remember honestly
+unfortunately actually finally additionally
+""".split())
+OPENING_NAME = re.compile(r"^[^A-Za-z]*([A-Z][a-z]+),")
 
 
 def words_of(text: str) -> set[str]:
@@ -53,9 +65,18 @@ def names_in(reply: str, household: list[str], allowed: set[str]) -> list[str]:
         if not bare[:1].isupper() or bare.isupper() and len(bare) > 1 or lower in COMMON_CAPITALISED or lower in allowed:
             continue
         before = reply[: match.start()]
-        if not SENTENCE_START.search(before) or GREETING.search(before):
+        if not SENTENCE_START.search(before) or GREETING.search(before) or addressed(reply, match.start()):
             found.append(bare)
     return found
+
+
+def addressed(reply: str, start: int) -> bool:
+    """The reply opens by addressing someone: "Celeste, I'm glad…" (not "Sure, …", not "Usually, …")."""
+    opening = OPENING_NAME.match(reply)
+    if not opening or opening.start(1) != start:
+        return False
+    word = opening.group(1).lower()
+    return word not in OPENERS and not word.endswith("ly")
 
 
 def name_verdict(names: list[str], speaker: str, household: list[str]) -> str:
