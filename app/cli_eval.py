@@ -17,8 +17,9 @@ from assistant.settings import load_settings
 def add_commands(evaluations) -> None:
     talk = evaluations.add_parser("conversation", help="a scripted multi-person conversation through the real engine")
     talk.add_argument("--data", metavar="FILE", help="the script (default: assets/conversation_eval.json)")
-    talk.add_argument("--out", required=True, metavar="FILE", help="where to write the results JSON")
+    talk.add_argument("--out", metavar="FILE", help="where to write the results JSON")
     talk.add_argument("--rescore", metavar="RESULTS", help="score the replies saved in RESULTS again (no model run)")
+    talk.add_argument("--compare", nargs="+", metavar="RESULTS", help="print a table comparing saved results (no model run)")
     talk.add_argument("--limit", type=int, help="play only the first N turns")
     talk.add_argument("--seed", type=int, default=0, help="sampling seed (default 0: repeatable)")
     talk.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -40,6 +41,12 @@ def overrides(pairs: list[str]) -> dict:
 def cmd_eval_conversation(args: argparse.Namespace) -> int:
     from assistant.evaluation import conversation
 
+    if args.compare:
+        runs = {Path(p).stem: conversation.read_results(Path(p)) for p in args.compare}
+        print(conversation.comparison_table(runs))
+        return 0
+    if not args.out:
+        raise InputError("--out FILE is needed to write the results")
     if args.rescore:
         results = conversation.rescore(conversation.read_results(Path(args.rescore)))
     else:

@@ -144,6 +144,8 @@ def test_the_eval_plays_a_slice_end_to_end_and_writes_its_json(tmp_path):
     assert not (tmp_path / "ignored").exists()  # a temporary store, never the configured data dir
     rescored = conversation.rescore(results)
     assert rescored["aggregate"] == results["aggregate"]  # the saved replies score the same again
+    table = conversation.comparison_table({"before": results, "after": rescored}).splitlines()
+    assert table[0] == "| measure | before | after |" and len(table) == 2 + len(conversation.METRICS)
 
 
 def test_a_malformed_script_is_a_clear_error(tmp_path):

@@ -170,6 +170,17 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(runs: dict[str, dict]) -> str:
+    """One column per named run (e.g. before / after): mean [95% interval] of each measure."""
+    names = list(runs)
+    lines = ["| measure | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key, label in METRICS:
+        cells = [f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}] (n={m['n']})"
+                 for m in (runs[name]["aggregate"][key] for name in names)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def read_results(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
