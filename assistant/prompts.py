@@ -59,17 +59,23 @@ def chat_system_message(persona: str, speaker: str, memories=(), example_chars: 
     The person's own recalled exchanges reach the model as their own statements in this system
     message, never as earlier chat turns and never with the assistant's old replies: a small
     model shown its old replies as turns copies them (issue 16). Borrowed style examples (only
-    with ``borrow_style_examples``) stay as ``system_message`` words them.
+    with ``borrow_style_examples``) stay as ``system_message`` words them, and the semantic
+    cache's earlier cloud answer (``earlier_answer``) is shown with its reply, to be reused.
     """
     lines = [persona, f"You are talking with {speaker}."]
-    own = sorted((m.exchange for m in memories if not m.borrowed_from), key=lambda e: e.id)
+    own = sorted((m.exchange for m in memories if not m.borrowed_from and not getattr(m, "earlier_answer", False)),
+                 key=lambda e: e.id)
     said = list(dict.fromkeys(clip(e.user_text, example_chars) for e in own))
     if said:
         lines.append("What you know about them, from what they told you before:")
         lines += [f"- {text}" for text in said]
     lines += borrowed_lines("You don't know them well yet.", memories, example_chars)
-    lines.append("Answer the last message in a few sentences. Use what you know only when it helps. "
-                 "Do not repeat earlier answers.")
+    earlier = [m.exchange for m in memories if getattr(m, "earlier_answer", False)]  # the semantic cache's
+    for e in earlier:
+        lines.append(f"A close question they asked before: \"{clip(e.user_text, example_chars)}\". "
+                     f"Your answer then, to reuse: \"{clip(e.reply or '', example_chars)}\"")
+    lines.append("Answer the last message in a few sentences. Use what you know only when it helps."
+                 + ("" if earlier else " Do not repeat earlier answers."))
     return {"role": "system", "content": "\n".join(lines)}
 
 

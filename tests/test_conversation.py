@@ -156,3 +156,16 @@ def test_a_malformed_script_is_a_clear_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(Exception, match="cannot read the conversation script"):
         conversation.read_script(bad)
+
+
+def test_the_semantic_caches_earlier_answer_is_shown_with_its_reply_to_reuse():
+    from types import SimpleNamespace
+
+    from assistant import prompts
+    from assistant.models.chat import EarlierAnswer
+
+    cloud = SimpleNamespace(id=1, user_text="How far is the Moon?", reply="About 384,400 km on average.")
+    own = SimpleNamespace(exchange=SimpleNamespace(id=2, user_text="I love astronomy.", reply="Noted!"), borrowed_from=None)
+    text = prompts.chat_system_message("P", "Maya", [EarlierAnswer(cloud, 0.95), own])["content"]
+    assert "About 384,400 km on average." in text and "- I love astronomy." in text
+    assert "Noted!" not in text and "- How far is the Moon?" not in text and "Do not repeat" not in text

@@ -104,6 +104,7 @@ class EarlierAnswer:
     exchange: Exchange
     similarity: float
     borrowed_from: None = None
+    earlier_answer: bool = True  # the prompt shows its reply, to be reused (``prompts.chat_system_message``)
 
 
 class CachedAnswer:
