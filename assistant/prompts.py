@@ -28,21 +28,54 @@ SHORT_REPLY_WORDS = 20  # people answered in a line or two get a one-paragraph r
 def system_message(persona: str, speaker: str, memories=(), example_chars: int = 240, scene: list[str] = ()) -> dict:
     """Persona, who is asking, borrowed style examples, and how long replies to them usually are.
 
-    The person's own memories are not here: they go in as earlier chat turns
-    (``example_messages``), the format a small chat model imitates best.
+    The benchmark's replies in character (``evaluation.personalization``): the person's own
+    memories are not here, they go in as earlier chat turns (``example_messages``), the format a
+    small chat model imitates best. Everyday chat uses ``chat_system_message`` instead.
     """
     lines = [persona, f"You are talking with {speaker}."]
     own = [m.exchange for m in memories if not m.borrowed_from]
-    borrowed = [m.exchange for m in memories if m.borrowed_from]
-    if borrowed:
-        lines.append(f"You don't know {speaker} well yet. Here is how you answered people who talk like them:")
-        lines += [f"- \"{clip(e.user_text, example_chars)}\" → \"{clip(e.reply or '', example_chars)}\"" for e in borrowed]
+    lines += borrowed_lines(f"You don't know {speaker} well yet.", memories, example_chars)
     if scene:
         lines.append("What was just said, before this message:")
         lines += [f"- {clip(line, example_chars)}" for line in scene]
     words = typical_words([m.exchange.reply or "" for m in memories])
     if words:
         lines.append(f"Answer {speaker} in your own voice, in about {max(words, 3)} words.")
+    return {"role": "system", "content": "\n".join(lines)}
+
+
+def borrowed_lines(opening: str, memories, example_chars: int) -> list[str]:
+    """Borrowed style examples (only with ``borrow_style_examples``): other people's exchanges, quoted."""
+    borrowed = [m.exchange for m in memories if m.borrowed_from]
+    if not borrowed:
+        return []
+    return [f"{opening} Here is how you answered people who talk like them:",
+            *(f"- \"{clip(e.user_text, example_chars)}\" → \"{clip(e.reply or '', example_chars)}\"" for e in borrowed)]
+
+
+def chat_system_message(persona: str, speaker: str, memories=(), example_chars: int = 240) -> dict:
+    """Everyday chat: persona, the person's name once, what they told you before, how to answer.
+
+    The person's own recalled exchanges reach the model as their own statements in this system
+    message, never as earlier chat turns and never with the assistant's old replies: a small
+    model shown its old replies as turns copies them (issue 16). Borrowed style examples (only
+    with ``borrow_style_examples``) stay as ``system_message`` words them, and the semantic
+    cache's earlier cloud answer (``earlier_answer``) is shown with its reply, to be reused.
+    """
+    lines = [persona, f"You are talking with {speaker}."]
+    own = sorted((m.exchange for m in memories if not m.borrowed_from and not getattr(m, "earlier_answer", False)),
+                 key=lambda e: e.id)
+    said = list(dict.fromkeys(clip(e.user_text, example_chars) for e in own))
+    if said:
+        lines.append("What you know about them, from what they told you before:")
+        lines += [f"- {text}" for text in said]
+    lines += borrowed_lines("You don't know them well yet.", memories, example_chars)
+    earlier = [m.exchange for m in memories if getattr(m, "earlier_answer", False)]  # the semantic cache's
+    for e in earlier:
+        lines.append(f"A close question they asked before: \"{clip(e.user_text, example_chars)}\". "
+                     f"Your answer then, to reuse: \"{clip(e.reply or '', example_chars)}\"")
+    lines.append("Answer the last message in a few sentences. Use what you know only when it helps."
+                 + ("" if earlier else " Do not repeat earlier answers."))
     return {"role": "system", "content": "\n".join(lines)}
 
 

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(40, ge=0, le=1000)
     repeat_penalty: float = Field(1.15, ge=0.5, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="llama.cpp: lowers tokens already in the reply.")
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="llama.cpp: lowers tokens by how often they occurred.")
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one per reply.")
     use_tuned_model: bool = Field(True, description="Answer local turns with the tuned adapter (confidant tune) when there is one.")
     history_turns: int = Field(8, ge=0, le=200, description="Most earlier exchanges of the session put in the prompt.")

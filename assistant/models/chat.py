@@ -8,7 +8,8 @@ question itself, which is where the privacy rule lives: only on-device models se
 the cloud sees a short recent context, redacted (``escalation.Escalation``).
 
 - ``OnDevice(local, settings)``: the local llama.cpp model (``local.LocalModel``), prompted
-  with persona, the person's memories as earlier turns, the conversation and the message.
+  with persona, what the person told it before (their recalled words, in the system message),
+  the conversation and the message.
 - ``CachedAnswer(on_device, exchange, similarity, k)``: the same model answering a question
   close to an earlier cloud answer of this person's, which goes first among the examples.
 - ``Escalation`` (``escalation.py``): the cloud model behind the privacy chokepoint.
@@ -64,7 +65,7 @@ class ChatModel(Protocol):
 
 
 class OnDevice:
-    """The local model for a turn: persona, memories as earlier turns, the conversation."""
+    """The local model for a turn: persona, the person's recalled words, the conversation."""
 
     where = "local"
 
@@ -86,8 +87,8 @@ class OnDevice:
         chars = self.settings.recall_example_chars
         persona = "\n".join(filter(None, (self.settings.system_prompt, question.options.instructions)))
         return self._local().fit(
-            prompts.system_message(persona, question.speaker, question.memories, chars),
-            prompts.example_messages(question.memories, chars) + prompts.history_messages(question.history),
+            prompts.chat_system_message(persona, question.speaker, question.memories, chars),
+            prompts.history_messages(question.history),
             prompts.user_message(question.text),
         )
 
@@ -103,6 +104,7 @@ class EarlierAnswer:
     exchange: Exchange
     similarity: float
     borrowed_from: None = None
+    earlier_answer: bool = True  # the prompt shows its reply, to be reused (``prompts.chat_system_message``)
 
 
 class CachedAnswer:

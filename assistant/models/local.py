@@ -10,7 +10,9 @@ Contract:
   ``ModelError`` naming the file, at load time or at the turn, never a raw Jinja error.
 - ``stream(prompt)`` yields the reply as text chunks, one generation at a time: a lock keeps
   concurrent users from corrupting the shared llama.cpp state; others wait their turn. It samples
-  as the settings say, or as a turn's ``Sampling`` (``assistant.turn_options``) says.
+  as the settings say, or as a turn's ``Sampling`` (``assistant.turn_options``) says, with the
+  settings' repeat/presence/frequency penalties, and ends at a sentence (or marks the cut) near
+  ``max_tokens`` (``sentences.end_at_sentence``).
 The engine knows nothing about who is asking or where the messages came from.
 """
 
@@ -24,6 +26,7 @@ from typing import Iterator
 from jinja2 import TemplateError
 
 from assistant.errors import InputError, ModelError
+from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.turn_options import Sampling
 
@@ -143,20 +146,20 @@ class LocalModel:
         use = sampling or Sampling.of(s)
         with self._lock:
             try:
-                for chunk in self.llm.create_completion(
+                chunks = self.llm.create_completion(
                     prompt.tokens,
                     max_tokens=use.max_tokens,
                     temperature=use.temperature,
                     top_p=use.top_p,
                     top_k=s.top_k,
                     repeat_penalty=s.repeat_penalty,
+                    presence_penalty=s.presence_penalty,
+                    frequency_penalty=s.frequency_penalty,
                     seed=use.seed if seed is None else seed,
                     stop=[*prompt.stop, *stop, *use.stop],
                     stream=True,
-                ):
-                    text = chunk["choices"][0]["text"]
-                    if text:
-                        yield text
+                )
+                yield from end_at_sentence(chunks, use.max_tokens)
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the local model failed while generating: {error}") from None
 

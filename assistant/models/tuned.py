@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from assistant.errors import ModelError
+from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.training import adapter
 from assistant.training.dialogues import turn_prompt
@@ -64,13 +65,12 @@ class TunedLocal:
         with self.local._lock:
             try:
                 self.switch.use(self.path, 1.0)
-                for chunk in self.local.llm.create_completion(
+                chunks = self.local.llm.create_completion(
                     prompt, max_tokens=use.max_tokens, temperature=use.temperature, top_p=use.top_p, top_k=s.top_k,
-                    repeat_penalty=s.repeat_penalty, seed=use.seed, stop=["\n", *use.stop], stream=True,
-                ):
-                    text = chunk["choices"][0]["text"]
-                    if text:
-                        yield text
+                    repeat_penalty=s.repeat_penalty, presence_penalty=s.presence_penalty,
+                    frequency_penalty=s.frequency_penalty, seed=use.seed, stop=["\n", *use.stop], stream=True,
+                )
+                yield from end_at_sentence(chunks, use.max_tokens)
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the tuned local model failed while generating: {error}") from None
             finally:
