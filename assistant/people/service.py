@@ -122,6 +122,42 @@ class People:
 
         return teach(self.settings, self.store, seed=seed, minutes=minutes, cancel=cancel)
 
+    def teach_config(self, seed: int = 0):
+        """The run the Teach tab starts: one epoch, or the ``teach_max_steps`` / ``teach_minutes`` caps."""
+        from assistant.training.trainer import TuneConfig
+
+        s = self.settings
+        return TuneConfig(seed=seed, minutes=s.teach_minutes, steps=s.teach_max_steps, threads=s.n_threads)
+
+    def teach_plan(self):
+        """What teaching would learn from (per person and source), whether it is enough, and how long
+        it would take (``training.teaching.plan``)."""
+        from assistant.training.teaching import plan
+
+        return plan(self.settings, self.store, self.teach_config())
+
+    def start_teaching(self, seed: int = 0) -> None:
+        """Teach in the background (``training.teaching``); ``TrainingError`` if a run is going."""
+        from assistant.training.teaching import Teaching
+
+        Teaching.of(self.settings).start(self.store, seed=seed, config=self.teach_config(seed))
+
+    def teaching_status(self):
+        from assistant.training.teaching import Teaching
+
+        return Teaching.of(self.settings).status()
+
+    def cancel_teaching(self) -> None:
+        from assistant.training.teaching import Teaching
+
+        Teaching.of(self.settings).cancel()
+
+    def tuned_adapter(self) -> dict | None:
+        """The tuned adapter's metadata (``None``: there is none); ``AdapterError`` if it is refused."""
+        from assistant.training.adapter import load_info
+
+        return load_info(self.settings.data_dir, self.settings.model_path)
+
     def correct(self, exchange_id: int, person_id: int) -> None:
         identification.correct(self.memory, exchange_id, person_id)
 
