@@ -228,6 +228,48 @@ def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(train
     path.write_bytes(saved)
 
 
+def _tensors(path: Path) -> dict:
+    import gguf
+
+    return {t.name: np.array(t.data) for t in gguf.GGUFReader(str(path)).tensors}
+
+
+def test_archive_carries_the_adapter_and_refuses_another_base_model(trained, tmp_path):
+    import zipfile
+
+    settings, memory, result, path = trained
+    adapter.save(result, settings.data_dir, settings.model_path)  # as trained, whatever earlier tests removed
+    original = adapter.load_info(settings.data_dir, settings.model_path)
+    zipped = tmp_path / "household.zip"
+    People(settings, memory.store, memory).write_archive(zipped)
+    assert "adapter/tuned-adapter.gguf" in zipfile.ZipFile(zipped).namelist()
+    assert "a tuned adapter" in People.describe_archive(zipped)
+
+    here = load_settings(data_dir=tmp_path / "here", n_threads=1)
+    store_here = Store(here.database_path)
+    people = People(here, store_here, Memory(here, store_here))
+    report = people.import_archive(zipped)
+    assert report.adapter == "restored from the archive", report.summary()
+    restored = adapter.load_info(here.data_dir, here.model_path)
+    assert restored["created_at"] == original["created_at"] and restored["people"] == original["people"]
+    ids = {people.find(name).id for name in original["people"]}
+    assert set(restored["profile_ids"]) >= ids  # this device's ids, not the other's
+    before, after = _tensors(path), _tensors(adapter.adapter_path(here.data_dir))
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    people.delete("Joey Tribbiani")  # a person it came with: the restored adapter follows their deletion
+    assert not adapter.adapter_path(here.data_dir).exists()
+
+    other_model = tmp_path / "other.gguf"
+    other_model.write_bytes(b"another base model")
+    there = load_settings(data_dir=tmp_path / "there", n_threads=1, model_path=other_model)
+    memory_there = Memory(there, Store(there.database_path))
+    report = People(there, memory_there.store, memory_there).import_archive(zipped)
+    assert report.adapter == "left out: made for another base model"
+    assert any("trained for the base model" in c for c in report.conflicts)
+    assert not list(there.data_dir.glob("*.gguf")) and not list(there.data_dir.glob(".*incoming"))
+    assert {r.name for r in report.people} >= set(original["people"])  # the people still came in
+
+
 def test_deleting_a_person_removes_the_adapter(trained):
     """Last in the module: it deletes the adapter the other tests use."""
     settings, memory, _, path = trained

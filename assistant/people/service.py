@@ -22,7 +22,7 @@ from assistant.settings import Settings
 from assistant.store import people as records
 from assistant.store.store import Profile, Store
 from assistant.store.vectors import VectorStore
-from assistant.training.adapter import forget_trained_on
+from assistant.training.adapter import adapter_path, forget_trained_on
 
 
 class People:
@@ -178,7 +178,7 @@ class People:
         return portable.import_profile(self.memory, source, as_name, progress)
 
     def write_archive(self, path: Path | str) -> dict:
-        return archive.write_archive(self.store, self._encoder_dir(), path)
+        return archive.write_archive(self.store, self._encoder_dir(), path, adapter_path(self.settings.data_dir))
 
     @staticmethod
     def read_archive(path: Path | str):
