@@ -105,6 +105,14 @@ def build(shell: Shell, tab: gr.Tab) -> None:
                 progress_html(status), result_html(status.result) if admin else "", adapter_line(),
                 gr.Timer(active=status.running))
 
+    def poll(request: gr.Request):
+        """The timer's tick: only the progress while a run goes on (the plan is read again at the end)."""
+        status = people.teaching_status()
+        if not status.running:
+            return view(request)
+        return (gr.update(), gr.update(), gr.update(interactive=False), gr.update(interactive=access.is_admin(request)),
+                progress_html(status), gr.update(), gr.update(), gr.Timer(active=True))
+
     def on_show(request: gr.Request):
         return (*view(request), gr.update(value=shell.tuned_choices.get(shell.login_key(request), True)))
 
@@ -142,7 +150,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
 
     shown = [sources, needed, start_button, cancel_button, progress, result, adapter_state, timer]
     tab.select(on_show, None, [*shown, use_tuned])
-    timer.tick(view, None, shown, show_progress="hidden")
+    timer.tick(poll, None, shown, show_progress="hidden")
     start_button.click(start, None, timer, api_name=False).then(view, None, shown)
     cancel_button.click(cancel, None, None, api_name=False).then(view, None, shown)
     use_tuned.input(choose_tuned, use_tuned, None)

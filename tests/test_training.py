@@ -28,6 +28,7 @@ from assistant.training.dialogues import learnable, live_prompt, prompt_of, rend
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
 from assistant.training.trainer import TuneConfig, tune
+from assistant.turn_options import TurnOptions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 RESPONDER = "rachel_green"
@@ -204,6 +205,14 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     base = [e for e in Assistant(base_settings, memory.store, local, memory).turn("How are you?", "Monica Geller")
             if isinstance(e, Finished)][0].exchange
     assert base.model == local.name and path.is_file()
+    assistant = Assistant(quick, memory.store, local, memory)
+    chosen = [e for e in assistant.turn("How are you?", "Monica Geller", options=TurnOptions(tuned=False))
+              if isinstance(e, Finished)][0].exchange
+    assert chosen.model == f"{local.name} (base model, tuned off)"  # a login's switch: the base, and it says so
+    stored = memory.store.count_exchanges(None)
+    previews = list(assistant.preview_turn("How are you?", memory.store.profile("Monica Geller")))
+    assert previews[0].model == tuned.model and "".join(p.text for p in previews[1:]).strip()
+    assert memory.store.count_exchanges(None) == stored  # Compare's preview stores nothing
 
 
 def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
@@ -268,6 +277,29 @@ def test_archive_carries_the_adapter_and_refuses_another_base_model(trained, tmp
     assert any("trained for the base model" in c for c in report.conflicts)
     assert not list(there.data_dir.glob("*.gguf")) and not list(there.data_dir.glob(".*incoming"))
     assert {r.name for r in report.people} >= set(original["people"])  # the people still came in
+
+
+def test_teaching_in_the_background_is_one_run_at_a_time_and_cancel_keeps_the_adapter(trained):
+    import time
+
+    settings, memory, result, path = trained
+    adapter.save(result, settings.data_dir, settings.model_path)
+    saved, measured = path.read_bytes(), adapter.load_info(settings.data_dir, settings.model_path)
+    people = People(settings.model_copy(update={"teach_max_steps": 50}), memory.store, memory)
+    plan = people.teach_plan()
+    assert plan.enough and not plan.message and plan.exchanges == len(learnable(memory.store)) and plan.steps == 50
+    assert plan.tokens_per_s == measured["tokens_per_s"] and "measured by the last training on this device" in plan.rate_source
+    assert plan.seconds == pytest.approx(plan.tokens / plan.tokens_per_s)
+    people.start_teaching()
+    with pytest.raises(TrainingError, match="already running"):
+        people.start_teaching()  # a second click, or another login
+    people.cancel_teaching()
+    deadline = time.monotonic() + 900
+    while people.teaching_status().running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = people.teaching_status()
+    assert status.state == "cancelled" and "cancelled" in status.error
+    assert path.read_bytes() == saved and not list(settings.data_dir.glob(".*partial"))
 
 
 def test_deleting_a_person_removes_the_adapter(trained):
