@@ -36,7 +36,7 @@ def imported_friends(data_dir: Path) -> None:
 def test_teach_shows_sources_progress_and_the_result(browser_page, tmp_path):
     page, data_dir = browser_page, tmp_path / "data"
     imported_friends(data_dir)
-    with running_server(data_dir, env_extra=TINY_RUN) as url:
+    with running_server(data_dir, env_extra=TINY_RUN, ready_timeout=600) as url:  # a loaded machine starts slowly
         page.goto(url)
         open_tab(page, "Teach")
         sources = page.locator("#cf-teach-sources")
