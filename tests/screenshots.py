@@ -55,7 +55,7 @@ def household_shots(browser, out: Path, tabs) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="confidant-shots-")) / "data"
     seed(data_dir, {"Maya": turns(MAYA, "About {q}: keep it simple, plenty of plant protein and an easy pace.", 10),
                     "Tom": turns(TOM, "About {q}: protect your sleep first, then plan meals around the shift.", 11)})
-    with running_server(data_dir) as url:
+    with running_server(data_dir, ready_timeout=600) as url:
         for width, height in SIZES:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(120_000)
@@ -102,7 +102,7 @@ def teach_shots(browser, out: Path) -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="confidant-shots-")) / "data"
     imported_friends(data_dir)
-    with running_server(data_dir, env_extra=TINY_RUN) as url:
+    with running_server(data_dir, env_extra=TINY_RUN, ready_timeout=600) as url:
         pages = []
         for width, height in SIZES:
             page = browser.new_page(viewport={"width": width, "height": height})
