@@ -92,7 +92,7 @@ def compare_shot(page, path: Path) -> None:
     answers = page.locator("#cf-cmp-answers .cf-cmp-answer")
     expect(answers).to_have_count(2)
     for i in range(2):
-        expect(answers.nth(i)).not_to_have_text("…")
+        expect(answers.nth(i)).not_to_have_text("…", timeout=600_000)  # a loaded machine answers slowly
     page.wait_for_timeout(1000)
     page.screenshot(path=path, full_page=True)
 
