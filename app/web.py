@@ -1,4 +1,4 @@
-"""The Gradio web app: the Chat, People and Memory tabs around one ``Assistant``, and serving it.
+"""The Gradio web app: the Chat, People, Memory, Compare and Teach tabs around one ``Assistant``, and serving it.
 
 It holds no logic of its own: every action calls the ``Assistant``, its store or its memory,
 and every ``ConfidantError`` becomes a visible message without losing what the user typed.
@@ -26,7 +26,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from app import api, native_memory, web_chat, web_memory, web_people
+from app import api, native_memory, web_chat, web_compare, web_memory, web_people, web_teach
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
 from assistant.errors import ConfidantError, ConfigError
@@ -51,9 +51,13 @@ def build_app(assistant: Assistant, users: Users | None = None) -> gr.Blocks:
             chat_tab = gr.Tab("Chat", id="chat", elem_id="cf-tab-chat")
             people_tab = gr.Tab("People", id="people", elem_id="cf-tab-people")
             memory_tab = gr.Tab("Memory", id="memory", elem_id="cf-tab-memory")
+            compare_tab = gr.Tab("Compare", id="compare", elem_id="cf-tab-compare")
+            teach_tab = gr.Tab("Teach", id="teach", elem_id="cf-tab-teach")
             web_chat.build(shell, chat_tab, app)
             web_people.build(shell, people_tab)
             web_memory.build(shell, memory_tab)
+            web_compare.build(shell, compare_tab)
+            web_teach.build(shell, teach_tab)
     return app
 
 

@@ -87,7 +87,8 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         try:
             among = {p.id for p in access.people(request)}
             speaker = AUTO if person == AUTO else access.person(request, person).id
-            for event in shell.assistant.turn(message, speaker, session_id, mode, among=among):
+            for event in shell.assistant.turn(message, speaker, session_id, mode, among=among,
+                                              options=shell.turn_options(request)):
                 if isinstance(event, Unsure):
                     yield ask_who(event, message, request)
                     return

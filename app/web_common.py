@@ -21,6 +21,7 @@ import gradio as gr
 from app.auth import Access
 from assistant.errors import ConfidantError
 from assistant.pipeline import Assistant
+from assistant.turn_options import TurnOptions
 
 
 @dataclass
@@ -31,6 +32,12 @@ class Shell:
     scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="confidant-")))
     # The cloud mode each login chose last, kept while the server runs (the chat's note says so).
     cloud_modes: dict[str, str] = field(default_factory=dict)
+    # Whether each login answers with the tuned model (the Teach tab's switch; on unless turned off).
+    tuned_choices: dict[str, bool] = field(default_factory=dict)
+
+    def turn_options(self, request) -> TurnOptions:
+        """This login's choices for a turn (the tuned model on or off)."""
+        return TurnOptions(tuned=self.tuned_choices.get(self.login_key(request), True))
 
     @property
     def store(self):

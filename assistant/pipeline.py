@@ -24,8 +24,8 @@ from typing import Collection, Iterator
 from assistant import prompts
 from assistant.inputs import clean_message
 from assistant.memory.memory import Memory
-from assistant.memory.recall import Recollection, recall
-from assistant.models.chat import ChatModel, Models, OnDevice, Question, Switch
+from assistant.memory.recall import Recollection, recall, recall_memories
+from assistant.models.chat import ChatModel, Models, Noted, OnDevice, Question, Switch
 from assistant.models.escalation import Escalation
 from assistant.models.local import LocalModel
 from assistant.people.identification import AUTO, Identification, detect, identify
@@ -148,7 +148,8 @@ class Assistant:
             yield Started(person, session, exchange_id, route, recollection, guess)
             question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options,
                                 tuple(context))
-            yield from reply.collect(self._reply(route.model, question))
+            model = route.model if options.tuned else self.router.models.untuned(route.model)
+            yield from reply.collect(self._reply(model, question))
         except BaseException as error:  # includes the consumer closing the stream early
             self.log.fail_exchange(exchange_id, _describe(error), reply.text)
             raise
@@ -166,6 +167,20 @@ class Assistant:
         prompt = self.local.fit(prompts.system_message(self.settings.system_prompt, person.name), history,
                                 prompts.user_message(text))
         yield from map(Chunk, self.local.stream(prompt, stop=prompts.stop_strings(person.name)))
+
+    def preview_turn(self, message: str, person: Profile, tuned: bool = True) -> Iterator[Answering | Chunk]:
+        """``message`` answered as if ``person`` asked it, as a preview (Compare): their memories
+        are read (recall), nothing is stored or remembered, and it is always answered on this
+        device, by the tuned model when there is one and ``tuned`` is on."""
+        text = clean_message(message, self.settings.max_message_chars)
+        memories, _ = recall_memories(self.memory, person, text, [], self.settings)
+        model = self.router.models.local()
+        if isinstance(model, Noted):  # the adapter was refused: no stored turn to note it on
+            model = model.model
+        if not tuned:
+            model = self.router.models.untuned(model)
+        yield Answering(model.where, model.name)
+        yield from map(Chunk, model.answer(Question(0, person.name, text, [], memories)))
 
     def _reply(self, model: ChatModel, question: Question) -> Iterator[Answering | Chunk | Rerouted]:
         """The reply's text from the model the route names; a model that hands over says so."""

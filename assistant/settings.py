@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="llama.cpp: lowers tokens by how often they occurred.")
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one per reply.")
     use_tuned_model: bool = Field(True, description="Answer local turns with the tuned adapter (confidant tune) when there is one.")
+    teach_minutes: float | None = Field(None, gt=0, description="Teach tab: stop training after this many minutes (None: one epoch).")
+    teach_max_steps: int | None = Field(None, ge=1, description="Teach tab: at most this many training steps (None: one epoch).")
     history_turns: int = Field(8, ge=0, le=200, description="Most earlier exchanges of the session put in the prompt.")
 
     # Memory and recall

@@ -8,7 +8,8 @@ Contract:
   ``top_p`` must lie in the settings' own bounds, at most ``MAX_STOPS`` stop strings. Anything
   else is an ``InputError`` naming the value.
 - ``TurnOptions`` carries a ``Sampling`` (or none: the settings') and ``instructions``, text the
-  caller's app wants the model to follow (checked against ``max_chars`` by ``instructions_within``).
+  caller's app wants the model to follow (checked against ``max_chars`` by ``instructions_within``),
+  and ``tuned``: whether a tuned adapter may answer (off: the base local model).
 The local and the cloud backends read these; the pipeline passes them through unchanged.
 """
 
@@ -59,6 +60,7 @@ class Sampling:
 class TurnOptions:
     sampling: Sampling | None = None
     instructions: str = ""
+    tuned: bool = True  # False: the base local model even when a tuned adapter exists (a per-login choice)
 
 
 def instructions_within(text: str, max_chars: int) -> str:

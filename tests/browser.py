@@ -23,16 +23,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(command: list[str], ready_url: str, headers: dict | None = None, log=subprocess.DEVNULL, env=None):
-    """Start ``command`` and yield once ``ready_url`` answers 200 (within 120 s); stop it afterwards."""
+def serving(command: list[str], ready_url: str, headers: dict | None = None, log=subprocess.DEVNULL, env=None,
+            ready_timeout: float = 120):
+    """Start ``command`` and yield once ``ready_url`` answers 200 (within ``ready_timeout`` s); stop it afterwards."""
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + ready_timeout
         while not _answers(ready_url, headers or {}):
             if process.poll() is not None:
                 raise RuntimeError(f"{command[0]} exited while starting (exit code {process.returncode})")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{ready_url} did not answer within 120 s")
+                raise TimeoutError(f"{ready_url} did not answer within {ready_timeout:.0f} s")
             time.sleep(0.3)
         yield process
     finally:
@@ -53,11 +54,11 @@ def _answers(url: str, headers: dict) -> bool:
 
 
 @contextmanager
-def running_server(data_dir: Path, *extra_args: str, env_extra: dict | None = None):
+def running_server(data_dir: Path, *extra_args: str, env_extra: dict | None = None, ready_timeout: float = 120):
     """Start ``confidant serve`` on a free port and yield its URL once it answers HTTP."""
     port = free_port()
     env = {**os.environ, "CONFIDANT_MAX_TOKENS": "64", **(env_extra or {})}
     url = f"http://127.0.0.1:{port}/"
     command = [str(Path(sys.executable).parent / "confidant"), "serve", "--port", str(port), "--data-dir", str(data_dir), *extra_args]
-    with open(data_dir.parent / f"server-{port}.log", "w") as log, serving(command, url, log=log, env=env):
+    with open(data_dir.parent / f"server-{port}.log", "w") as log, serving(command, url, log=log, env=env, ready_timeout=ready_timeout):
         yield url

@@ -28,6 +28,7 @@ from assistant.training.dialogues import learnable, live_prompt, prompt_of, rend
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
 from assistant.training.trainer import TuneConfig, tune
+from assistant.turn_options import TurnOptions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 RESPONDER = "rachel_green"
@@ -204,6 +205,14 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     base = [e for e in Assistant(base_settings, memory.store, local, memory).turn("How are you?", "Monica Geller")
             if isinstance(e, Finished)][0].exchange
     assert base.model == local.name and path.is_file()
+    assistant = Assistant(quick, memory.store, local, memory)
+    chosen = [e for e in assistant.turn("How are you?", "Monica Geller", options=TurnOptions(tuned=False))
+              if isinstance(e, Finished)][0].exchange
+    assert chosen.model == f"{local.name} (base model, tuned off)"  # a login's switch: the base, and it says so
+    stored = memory.store.count_exchanges(None)
+    previews = list(assistant.preview_turn("How are you?", memory.store.profile("Monica Geller")))
+    assert previews[0].model == tuned.model and "".join(p.text for p in previews[1:]).strip()
+    assert memory.store.count_exchanges(None) == stored  # Compare's preview stores nothing
 
 
 def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
@@ -226,6 +235,87 @@ def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(train
     people.merge(ross.name, chandler.name)
     assert not path.exists()
     path.write_bytes(saved)
+
+
+def _tensors(path: Path) -> dict:
+    import gguf
+
+    return {t.name: np.array(t.data) for t in gguf.GGUFReader(str(path)).tensors}
+
+
+def test_archive_carries_the_adapter_and_refuses_another_base_model(tmp_path):
+    """A one-step adapter on a small household (its own fixture: quick), through an archive and back."""
+    import zipfile
+
+    from assistant.training.dialogues import Example
+    from tests.test_web_manage import seed
+
+    source = load_settings(data_dir=tmp_path / "source", n_threads=1)
+    seed(source.data_dir, {"Maya": [("What should I eat before a run?", "Oats and a banana.", "2026-10-01T09:00:00+00:00")],
+                           "Tom": [("Is coffee ok at 3am?", "A small one, early in the shift.", "2026-11-01T03:00:00+00:00")]})
+    store = Store(source.database_path)
+    memory = Memory(source, store)
+    examples = [Example(store.profile(e.profile_id).name, (), e.user_text, e.reply, 0, e.id, e.profile_id)
+                for p in store.profiles() for e in store.session_exchanges(store.sessions(p.id)[0].id)]
+    trained = tune(examples, source.model_path, TuneConfig(steps=1, batch=2, max_tokens=32, validation_share=0,
+                                                          threads=1), progress=False)
+    path = adapter.save(trained, source.data_dir, source.model_path)
+    original = adapter.load_info(source.data_dir, source.model_path)
+    zipped = tmp_path / "household.zip"
+    People(source, store, memory).write_archive(zipped)
+    assert "adapter/tuned-adapter.gguf" in zipfile.ZipFile(zipped).namelist()
+    assert "a tuned adapter" in People.describe_archive(zipped)
+
+    here = load_settings(data_dir=tmp_path / "here", n_threads=1)
+    store_here = Store(here.database_path)
+    store_here.add_profile("Someone Else")  # so this device's ids differ from the source's
+    people = People(here, store_here, Memory(here, store_here))
+    report = people.import_archive(zipped)
+    assert report.adapter == "restored from the archive", report.summary()
+    restored = adapter.load_info(here.data_dir, here.model_path)
+    assert restored["created_at"] == original["created_at"] and restored["people"] == original["people"]
+    ids = {people.find(name).id for name in ("Maya", "Tom")}
+    assert set(restored["profile_ids"]) == ids != set(original["profile_ids"])  # this device's ids, not the other's
+    assert set(restored["exchange_ids"]) == {int(i) for p in ids for i in store_here.memory_ids(p)}
+    before, after = _tensors(path), _tensors(adapter.adapter_path(here.data_dir))
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    again = people.import_archive(zipped)  # this device has one now: kept, and said so
+    assert again.adapter == "kept this device's" and any("already has a tuned adapter" in c for c in again.conflicts)
+    people.delete("Tom")  # a person it came with: the restored adapter follows their deletion
+    assert not adapter.adapter_path(here.data_dir).exists()
+
+    other_model = tmp_path / "other.gguf"
+    other_model.write_bytes(b"another base model")
+    there = load_settings(data_dir=tmp_path / "there", n_threads=1, model_path=other_model)
+    store_there = Store(there.database_path)
+    report = People(there, store_there, Memory(there, store_there)).import_archive(zipped)
+    assert report.adapter == "left out: made for another base model"
+    assert any("trained for the base model" in c for c in report.conflicts)
+    assert not list(there.data_dir.glob("*.gguf")) and not list(there.data_dir.glob(".*incoming"))
+    assert {r.name for r in report.people} == {"Maya", "Tom"}  # the people still came in
+
+
+def test_teaching_in_the_background_is_one_run_at_a_time_and_cancel_keeps_the_adapter(trained):
+    import time
+
+    settings, memory, result, path = trained
+    adapter.save(result, settings.data_dir, settings.model_path)
+    saved, measured = path.read_bytes(), adapter.load_info(settings.data_dir, settings.model_path)
+    people = People(settings.model_copy(update={"teach_max_steps": 50}), memory.store, memory)
+    plan = people.teach_plan()
+    assert plan.enough and not plan.message and plan.exchanges == len(learnable(memory.store)) and plan.steps == 50
+    assert plan.tokens_per_s == measured["tokens_per_s"] and "measured by the last training on this device" in plan.rate_source
+    assert plan.seconds == pytest.approx(plan.tokens / plan.tokens_per_s)
+    people.start_teaching()
+    with pytest.raises(TrainingError, match="already running"):
+        people.start_teaching()  # a second click, or another login
+    people.cancel_teaching()
+    deadline = time.monotonic() + 900
+    while people.teaching_status().running and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = people.teaching_status()
+    assert status.state == "cancelled" and "cancelled" in status.error
+    assert path.read_bytes() == saved and not list(settings.data_dir.glob(".*partial"))
 
 
 def test_deleting_a_person_removes_the_adapter(trained):

@@ -191,3 +191,30 @@ class Models:
             except AdapterError as error:
                 return Noted(self.on_device, str(error), self._note)
         return self._tuned or self.on_device
+
+    def untuned(self, model: ChatModel) -> ChatModel:
+        """``model`` with the base local model in place of the tuned one, for a caller who chose
+        the base (``TurnOptions.tuned`` off); the status line then says so."""
+        if self._tuned is None:
+            return model
+        if model is self._tuned:
+            return BaseChosen(self.on_device)
+        if isinstance(model, Fallback) and model.backup is self._tuned:
+            return Fallback(model.primary, BaseChosen(self.on_device))
+        return model
+
+
+class BaseChosen:
+    """The base local model answering although a tuned adapter exists (the person turned it off)."""
+
+    where = "local"
+
+    def __init__(self, model: ChatModel):
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name} (base model, tuned off)"
+
+    def answer(self, question: Question) -> Iterator[str | Switch]:
+        yield from self.model.answer(question)

@@ -22,7 +22,7 @@ from assistant.settings import Settings
 from assistant.store import people as records
 from assistant.store.store import Profile, Store
 from assistant.store.vectors import VectorStore
-from assistant.training.adapter import forget_trained_on
+from assistant.training.adapter import adapter_path, forget_trained_on
 
 
 class People:
@@ -122,6 +122,42 @@ class People:
 
         return teach(self.settings, self.store, seed=seed, minutes=minutes, cancel=cancel)
 
+    def teach_config(self, seed: int = 0):
+        """The run the Teach tab starts: one epoch, or the ``teach_max_steps`` / ``teach_minutes`` caps."""
+        from assistant.training.trainer import TuneConfig
+
+        s = self.settings
+        return TuneConfig(seed=seed, minutes=s.teach_minutes, steps=s.teach_max_steps, threads=s.n_threads)
+
+    def teach_plan(self):
+        """What teaching would learn from (per person and source), whether it is enough, and how long
+        it would take (``training.teaching.plan``)."""
+        from assistant.training.teaching import plan
+
+        return plan(self.settings, self.store, self.teach_config())
+
+    def start_teaching(self, seed: int = 0) -> None:
+        """Teach in the background (``training.teaching``); ``TrainingError`` if a run is going."""
+        from assistant.training.teaching import Teaching
+
+        Teaching.of(self.settings).start(self.store, seed=seed, config=self.teach_config(seed))
+
+    def teaching_status(self):
+        from assistant.training.teaching import Teaching
+
+        return Teaching.of(self.settings).status()
+
+    def cancel_teaching(self) -> None:
+        from assistant.training.teaching import Teaching
+
+        Teaching.of(self.settings).cancel()
+
+    def tuned_adapter(self) -> dict | None:
+        """The tuned adapter's metadata (``None``: there is none); ``AdapterError`` if it is refused."""
+        from assistant.training.adapter import load_info
+
+        return load_info(self.settings.data_dir, self.settings.model_path)
+
     def correct(self, exchange_id: int, person_id: int) -> None:
         identification.correct(self.memory, exchange_id, person_id)
 
@@ -142,7 +178,7 @@ class People:
         return portable.import_profile(self.memory, source, as_name, progress)
 
     def write_archive(self, path: Path | str) -> dict:
-        return archive.write_archive(self.store, self._encoder_dir(), path)
+        return archive.write_archive(self.store, self._encoder_dir(), path, adapter_path(self.settings.data_dir))
 
     @staticmethod
     def read_archive(path: Path | str):

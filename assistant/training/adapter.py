@@ -9,6 +9,8 @@ Contract:
   settings, the held-out loss before and after) inside the GGUF (``export``).
 - ``load_info(data_dir, model_path)``: the metadata of the adapter, ``None`` when there is none;
   an adapter made for another base model is an ``AdapterError`` that says so.
+- ``check_file(path, model_path)`` is that check for any adapter file; ``restore(source, data_dir,
+  model_path, profile_ids, exchange_ids)`` installs one from an archive with this device's ids.
 - ``forget_trained_on(data_dir, exchange_ids=(), profile_ids=())``: an adapter trained on any of
   these exchanges or people holds their words, so it is deleted; returns whether it was. The base
   model answers until ``confidant tune`` runs again.
@@ -22,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from assistant.errors import AdapterError, TrainingError
-from assistant.training.export import read_metadata, write_adapter
+from assistant.training.export import read_metadata, rewrite_metadata, write_adapter
 
 ADAPTER_FILE = "tuned-adapter.gguf"
 MIN_PEOPLE = 2
@@ -87,8 +89,12 @@ def save(result, data_dir: Path, model_path: Path) -> Path:
 
 def load_info(data_dir: Path, model_path: Path) -> dict | None:
     path = adapter_path(data_dir)
-    if not path.is_file():
-        return None
+    return check_file(path, model_path) if path.is_file() else None
+
+
+def check_file(path: Path, model_path: Path) -> dict:
+    """The metadata of the adapter file at ``path``; ``AdapterError`` if it cannot be read or was
+    made for another base model than ``model_path``."""
     try:
         info = read_metadata(path)
     except (ValueError, OSError) as error:
@@ -98,6 +104,17 @@ def load_info(data_dir: Path, model_path: Path) -> dict | None:
             f"the tuned adapter {path} was trained for the base model {info['base_model']['name']} "
             f"(sha256 {info['base_model']['sha256'][:12]}…), not for {Path(model_path).name}; "
             "retrain it for this model (confidant tune) or switch back to that model")
+    return info
+
+
+def restore(source: Path, data_dir: Path, model_path: Path, profile_ids, exchange_ids) -> dict:
+    """Install the adapter file at ``source`` (from an archive) as this data dir's adapter, checked
+    (``check_file``) and with its ids replaced by this device's: the people it came with and all
+    their exchanges, since the other device's ids mean nothing here (so forgetting any of them
+    removes it). Returns its metadata."""
+    info = check_file(source, model_path)
+    info = {**info, "profile_ids": sorted(set(profile_ids)), "exchange_ids": sorted(set(exchange_ids))}
+    rewrite_metadata(source, adapter_path(data_dir), info)
     return info
 
 

@@ -9,6 +9,7 @@ get the same row permutation llama.cpp's converter gives the base q and k weight
 layout), since transformers undid it when it loaded the GGUF. ``metadata`` (JSON) is stored in
 the file under ``confidant.adapter``. The file is written next to ``path`` and renamed over it,
 so an interruption leaves either the old file or the new one, never half of one.
+``rewrite_metadata(source, path, metadata)`` copies an adapter file with other metadata, the same way.
 """
 
 from __future__ import annotations
@@ -53,19 +54,32 @@ def lora_tensors(model) -> dict[str, np.ndarray]:
 
 
 def write_adapter(model, path: Path, metadata: dict) -> Path:
+    return _write(Path(path), float(model.peft_config["default"].lora_alpha), metadata, lora_tensors(model))
+
+
+def rewrite_metadata(source: Path, path: Path, metadata: dict) -> Path:
+    """The adapter at ``source`` written to ``path`` (atomically) with ``metadata`` in place of its own
+    (an adapter restored from an archive gets this device's ids)."""
     import gguf
 
-    path = Path(path)
+    reader = gguf.GGUFReader(str(source))
+    alpha = float(reader.get_field(gguf.Keys.Adapter.LORA_ALPHA).contents())
+    tensors = {t.name: np.array(t.data, dtype=np.float32) for t in reader.tensors}
+    return _write(Path(path), alpha, metadata, tensors)
+
+
+def _write(path: Path, alpha: float, metadata: dict, tensors: dict[str, np.ndarray]) -> Path:
+    import gguf
+
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    alpha = float(model.peft_config["default"].lora_alpha)
     try:
         writer = gguf.GGUFWriter(str(partial), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
         writer.add_string(METADATA_KEY, json.dumps(metadata))
-        for name, array in lora_tensors(model).items():
+        for name, array in tensors.items():
             writer.add_tensor(name, array)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()

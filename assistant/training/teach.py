@@ -4,24 +4,31 @@ Contract of ``teach(settings, store, seed=0, minutes=None, cancel=None, progress
 reads the learnable exchanges (``dialogues.learnable``), refuses too little data
 (``adapter.require_enough``), trains the querier-aware LoRA (``trainer.tune``) with the
 project's query clusters (the store's ``cluster`` column) and writes the adapter into the data
-dir atomically (``adapter.save``). Returns its metadata. A cancelled run (``TrainingCancelled``)
-leaves the adapter that was there before, or none.
+dir atomically (``adapter.save``). Returns its metadata, plus (``samples=N``) under ``"samples"``
+a few example replies before and after on held-out exchanges (``samples.before_and_after``;
+not stored in the file). ``on_step`` receives the trainer's ``Progress`` after every step. A
+cancelled run (``TrainingCancelled``) leaves the adapter that was there before, or none.
 """
 
 from __future__ import annotations
 
+from assistant.errors import TrainingCancelled
 from assistant.settings import Settings
 from assistant.store.store import Store
 from assistant.training import adapter
 from assistant.training.dialogues import learnable
+from assistant.training.samples import before_and_after
 from assistant.training.trainer import TuneConfig, tune
 
 
 def teach(settings: Settings, store: Store, seed: int = 0, minutes: float | None = None, cancel=None,
-          progress: bool = True, config: TuneConfig | None = None) -> dict:
+          progress: bool = True, config: TuneConfig | None = None, on_step=None, samples: int = 0) -> dict:
     examples = learnable(store)
     adapter.require_enough(examples)
     config = config or TuneConfig(seed=seed, minutes=minutes, threads=settings.n_threads)
-    result = tune(examples, settings.model_path, config, cancel=cancel, progress=progress)
+    result = tune(examples, settings.model_path, config, cancel=cancel, progress=progress, on_step=on_step)
+    shown = before_and_after(result, samples) if samples else []
+    if cancel is not None and cancel.is_set():  # cancelled while the examples were made: still nothing written
+        raise TrainingCancelled("Training was cancelled; the adapter in use (if any) is unchanged.")
     adapter.save(result, settings.data_dir, settings.model_path)
-    return adapter.load_info(settings.data_dir, settings.model_path)
+    return {**adapter.load_info(settings.data_dir, settings.model_path), "samples": shown}

@@ -9,7 +9,8 @@ Contract of ``tune(examples, model_path, config, cancel=None, progress=True)``:
   or ``config.steps``), stopping early when ``config.minutes`` have passed.
 - Loss = LM loss on the reply's tokens + ``config.contrast_weight`` × the querier contrast
   (``querier_loss``), the latter only when the prompt names the querier (``config.tagged``).
-- A tqdm bar shows the loss, tokens/s and the time left. ``cancel`` (a ``threading.Event``) is
+- A tqdm bar shows the loss, tokens/s and the time left; ``on_step(Progress)``, when given, is
+  called after every step with the same figures (the UI's progress bar). ``cancel`` (a ``threading.Event``) is
   checked between steps: a cancelled run raises ``TrainingCancelled`` and returns nothing, so
   nothing is ever written from it.
 - Nothing is written to disk here; ``export`` writes the adapter.
@@ -52,6 +53,17 @@ class TuneConfig:
 
     def settings(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a training run is after a step: what ``on_step`` receives."""
+
+    step: int
+    planned: int
+    loss: float
+    tokens_per_s: float
+    seconds_left: float
 
 
 @dataclass
@@ -128,7 +140,7 @@ def token_nlls(model, tokenizer, rows, batch: int = 8) -> np.ndarray:
 
 
 def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneConfig(), cancel=None,
-         progress: bool = True) -> TuneResult:
+         progress: bool = True, on_step=None) -> TuneResult:
     import torch
 
     torch.set_num_threads(config.threads)
@@ -141,7 +153,7 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     if val_rows:
         with model.disable_adapter():
             result.val_nll_before = float(token_nlls(model, tokenizer, val_rows).mean())
-    _train(result, encoded(tokenizer, train, config), cancel, progress)
+    _train(result, encoded(tokenizer, train, config), cancel, progress, on_step)
     if val_rows:
         result.val_nll_after = float(token_nlls(model, tokenizer, val_rows).mean())
     return result
@@ -151,7 +163,7 @@ def _planned_steps(config: TuneConfig, n: int) -> int:
     return config.steps if config.steps is not None else max(1, math.ceil(config.epochs * n / config.batch))
 
 
-def _train(result: TuneResult, rows, cancel, progress: bool) -> None:
+def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> None:
     import torch
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
@@ -198,9 +210,20 @@ def _train(result: TuneResult, rows, cancel, progress: bool) -> None:
             result.seconds = time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{result.losses[-1]:.3f}", tok_s=f"{result.tokens_per_s:.0f}")
+            if on_step is not None:
+                on_step(_progress(result, planned, started))
     finally:
         bar.close()
     model.eval()
+
+
+def _progress(result: TuneResult, planned: int, started: float) -> Progress:
+    """The figures after a step; the time left is whichever ends first, the planned steps at this rate or the minutes cap."""
+    per_step = result.seconds / result.steps
+    left = per_step * (planned - result.steps)
+    if result.config.minutes is not None:
+        left = min(left, max(0.0, result.config.minutes * 60 - (time.perf_counter() - started)))
+    return Progress(result.steps, planned, result.losses[-1], result.tokens_per_s, left)
 
 
 def _batches(n: int, size: int, rng):
