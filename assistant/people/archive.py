@@ -9,7 +9,7 @@ Layout (``docs/export-format.md``)::
 
 Contract:
 - ``write_archive(store, path)`` writes atomically, readable by its owner only.
-- ``import_archive(memory, path)`` checks the manifest and EVERY person's file before anything
+- ``import_archive(store, encoders, memory, path)`` checks the manifest and EVERY person's file before anything
   is written (an ``InputError`` names the file and the JSON path of the first problem), then
   imports each person like ``portable.import_profile`` (create, or merge into the person of that
   name skipping what is already there). Conflicts are reported, never resolved silently: a person
@@ -112,25 +112,25 @@ def _json(archive: zipfile.ZipFile, name: str, path: Path) -> dict:
     return value
 
 
-def import_archive(memory, path: Path | str, progress: bool = False) -> ArchiveReport:
+def import_archive(store: Store, encoders, memory, path: Path | str, progress: bool = False) -> ArchiveReport:
     people, encoder = read_archive(path)  # everything checked before anything is written
     report = ArchiveReport()
     for person in people:
-        here = memory.store.find_profile(person["profile"]["name"])
+        here = store.find_profile(person["profile"]["name"])
         wanted = person["profile"].get("cloud_allowed", True)
         if here is not None and bool(here.cloud_allowed) != bool(wanted):
             report.conflicts.append(f"{here.name}: cloud consent differs; kept this device's "
                                     f"({'allowed' if here.cloud_allowed else 'never'})")
-        report.people.append(import_profile(memory, person, progress=progress))
-    report.encoder = _restore_encoder(memory, encoder, report)
+        report.people.append(import_profile(store, memory, person, progress=progress))
+    report.encoder = _restore_encoder(encoders, memory, encoder, report)
     return report
 
 
-def _restore_encoder(memory, files: dict[str, bytes], report: ArchiveReport) -> str:
+def _restore_encoder(encoders, memory, files: dict[str, bytes], report: ArchiveReport) -> str:
     if not files:
         return "none in the archive"
-    target = memory.encoders.encoder_dir
-    if memory.encoders.meta is not None:
+    target = encoders.encoder_dir
+    if encoders.meta is not None:
         report.conflicts.append("this device already has a trained encoder; kept it (retrain to learn from the import)")
         return "kept this device's"
     if "meta.json" not in files:
