@@ -78,6 +78,8 @@ def recall_memories(memory: Memory, *args, **kwargs) -> tuple[list[Recalled], st
 
 
 class Recall:
+    """Recall for the turns of one household, over the parts of its memory it reads."""
+
     def __init__(self, store: Store, vectors: VectorStore, encoders: Encoders, index: LazyIndex):
         self.store, self.vectors, self.encoders, self.index = store, vectors, encoders, index
 
