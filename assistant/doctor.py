@@ -231,7 +231,7 @@ class _Checkup:
 
     def rebuild_index(self) -> None:
         loaded = VectorStore(self._store()).load()
-        general = None if len(loaded.ids) else self._memory().encoders.general
+        general = None if len(loaded.ids) else self._memory().parts().encoders.general
         dim = loaded.query.shape[1] if general is None else int(general.get_embedding_dimension())
         MemoryIndex.rebuild(loaded.ids, loaded.query, dim, self.data_dir / INDEX_FILE).save()
 

@@ -24,7 +24,7 @@ from typing import Collection, Iterator
 from assistant import prompts
 from assistant.inputs import clean_message
 from assistant.memory.memory import Memory
-from assistant.memory.recall import Recollection, recall, recall_memories
+from assistant.memory.recall import Recall, Recollection
 from assistant.models.chat import ChatModel, Models, Noted, OnDevice, Question, Switch
 from assistant.models.escalation import Escalation
 from assistant.models.local import LocalModel
@@ -90,6 +90,8 @@ class Assistant:
         self.settings = settings
         self.store = store or Store(settings.database_path, settings.max_name_chars)
         self.memory = memory or Memory(settings, self.store)
+        self.parts = self.memory.parts()  # what recall, identification and the router are given
+        self.recall = Recall(*self.parts)
         self.log = TurnLog(self.store)
         self._local = local
         self.on_device = OnDevice(lambda: self.local, settings)
@@ -109,7 +111,7 @@ class Assistant:
     @cached_property
     def router(self) -> Router:
         models = Models(self.on_device, lambda: self.escalation, self.settings, note=self.log.record_note)
-        return Router(self.settings, self.memory, models=models, log=self.log)
+        return Router(self.settings, self.parts.store, self.parts.index, models=models, log=self.log)
 
     @cached_property
     def escalation(self) -> Escalation:
@@ -140,8 +142,8 @@ class Assistant:
             self.log.record_identification(exchange_id, person.id, guess.confidence)
         reply = Reply()
         try:
-            query = self.memory.encoders.queries([text])[0]
-            recollection = recall(self.memory, person, text, session.id, exchange_id, self.settings, query)
+            query = self.parts.encoders.queries([text])[0]
+            recollection = self.recall.turn(person, text, session.id, exchange_id, self.settings, query)
             self.log.record_recall(exchange_id, recollection.summary())
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
             self.log.record(exchange_id, route.target, route.reason, route.score)
@@ -173,7 +175,7 @@ class Assistant:
         are read (recall), nothing is stored or remembered, and it is always answered on this
         device, by the tuned model when there is one and ``tuned`` is on."""
         text = clean_message(message, self.settings.max_message_chars)
-        memories, _ = recall_memories(self.memory, person, text, [], self.settings)
+        memories, _ = self.recall.memories(person, text, [], self.settings)
         model = self.router.models.local()
         if isinstance(model, Noted):  # the adapter was refused: no stored turn to note it on
             model = model.model
@@ -197,8 +199,8 @@ class Assistant:
         if speaker != AUTO:
             return identify(self.store, speaker, create=create), None
         earlier = [e.user_text for e in self.store.session_exchanges(session_id)] if session_id else []
-        guess = detect(self.memory, text, earlier[-4:], self.settings.identify_threshold,
-                       self.settings.identify_temperature, among)
+        guess = detect(self.parts.store, self.parts.vectors, self.parts.encoders, text, earlier[-4:],
+                       self.settings.identify_threshold, self.settings.identify_temperature, among)
         return (guess.profile if guess.sure else None), guess
 
     def _context(self, session_id: int) -> list[str]:

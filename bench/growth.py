@@ -93,7 +93,7 @@ def configuration(n: int, people: int, turns: int, real_limit: int | None = None
             exchange_id = TurnLog(store).begin_exchange(person.id, person.id, text)
             exchange = TurnLog(store).complete_exchange(exchange_id, "ok", GenerationStats("local", "bench", 1.0, 1, 1.0))
             costs["remember"].append(timed(lambda: memory.remember(exchange)))
-            costs["detect"].append(timed(lambda: detect(memory, text, [], 0.5, 0.05)))
+            costs["detect"].append(timed(lambda: detect(*memory.parts()[:3], text, [], 0.5, 0.05)))
         rss = psutil.Process().memory_info().rss / 2**20
         store.close()
     return {"stored": n, "people": people, "index_kind": memory.index.kind,

@@ -64,12 +64,10 @@ def write_slice(path: Path, exchanges: int) -> None:
 
 def instrument(assistant) -> tuple[Steps, dict]:
     """Time the pipeline's steps and capture the prompt it hands to the model."""
-    import assistant.pipeline as pipeline
-
     steps, captured = Steps(), {}
     steps.wrap(assistant, "_identify", "identify")
-    steps.wrap(assistant.memory.encoders, "queries", "embed")
-    steps.wrap(pipeline, "recall", "recall")
+    steps.wrap(assistant.parts.encoders, "queries", "embed")
+    steps.wrap(assistant.recall, "turn", "recall")
     steps.wrap(assistant.router, "choose", "route")
     steps.wrap(assistant.on_device, "prompt", "prompt")
     for name in ("begin_exchange", "record_recall", "record", "complete_exchange"):

@@ -90,7 +90,7 @@ def test_the_router_keeps_its_threshold_in_the_store_across_restarts_and_deletio
     settings = load_settings(data_dir=tmp_path / "data", cloud_budget=0.3)
     shipped = DifficultyModel.load(settings.router_path).threshold(0.3)
     store = Store(settings.database_path)
-    router = Router(settings, Memory(settings, store))
+    router = Router(settings, store, Memory(settings, store).parts().index)
     assert router.threshold() == (pytest.approx(shipped, abs=0.01), 0)
     ana, ben = store.add_profile("Ana"), store.add_profile("Ben")
     add_scored_turns(store, ana, np.full(30, 0.2), shipped)   # easy turns: the bar comes down
@@ -101,7 +101,7 @@ def test_the_router_keeps_its_threshold_in_the_store_across_restarts_and_deletio
 
     store = Store(settings.database_path)  # a restart reads the same history back
     memory = Memory(settings, store)
-    router = Router(settings, memory)
+    router = Router(settings, store, memory.parts().index)
     assert router.threshold() == (moved, 60)
     memory.delete_profile("Ben")          # Ben's turns leave the calibration with him
     without_ben, turns = router.threshold()

@@ -17,6 +17,17 @@ from assistant.people.service import People
 from tests.test_portable import counts, memory_at, say
 
 
+def searching(memory):
+    """What ``curation.search`` is given: the memory's store, encoders and index, and the settings."""
+    store, _, encoders, index = memory.parts()
+    return store, encoders, index, memory.settings
+
+
+def forgetting(memory):
+    """What ``curation.edit`` and ``curation.delete`` are given: the memory's parts and the memory."""
+    return (*memory.parts(), memory)
+
+
 @pytest.fixture
 def household(tmp_path):
     memory = memory_at(tmp_path / "data")
@@ -42,34 +53,34 @@ def test_stats_count_a_persons_exchanges_conversations_and_dates(household):
 
 def test_search_finds_by_words_and_by_meaning_only_among_the_persons_own(household):
     memory, ann, ben = household
-    by_words = curation.search(memory, ann.id, "ROSES")
+    by_words = curation.search(*searching(memory), ann.id, "ROSES")
     assert by_words[0].exchange.user_text == "And the roses?" and "words" in by_words[0].matched
-    by_meaning = curation.search(memory, ann.id, "cooking breakfast eggs")
+    by_meaning = curation.search(*searching(memory), ann.id, "cooking breakfast eggs")
     assert by_meaning[0].exchange.user_text.startswith("How long do I boil") and by_meaning[0].matched == "meaning"
-    assert all(f.exchange.profile_id == ann.id for f in curation.search(memory, ann.id, "opening for black"))
-    assert [f.exchange.profile_id for f in curation.search(memory, ben.id, "")] == [ben.id]
+    assert all(f.exchange.profile_id == ann.id for f in curation.search(*searching(memory), ann.id, "opening for black"))
+    assert [f.exchange.profile_id for f in curation.search(*searching(memory), ben.id, "")] == [ben.id]
     assert curation._word_matches(memory.store, ann.id, "% _", 10) == []  # wildcards are literal characters
 
 
 def test_editing_a_memory_changes_recall_and_erases_the_old_words_from_the_file(household):
     memory, ann, _ = household
-    egg = curation.search(memory, ann.id, "soft egg")[0].exchange
-    curation.edit(memory, egg.id, "How long do I poach a salmon fillet?", "About ten minutes.", ann.id)
+    egg = curation.search(*searching(memory), ann.id, "soft egg")[0].exchange
+    curation.edit(*forgetting(memory), egg.id, "How long do I poach a salmon fillet?", "About ten minutes.", ann.id)
     found, _ = recall_memories(memory, memory.store.profile(ann.id), "poached fish dinner", [], memory.settings)
     assert found[0].exchange.id == egg.id and "salmon" in found[0].exchange.user_text
     assert b"soft egg" not in memory.settings.database_path.read_bytes()
     with pytest.raises(InputError):
-        curation.edit(memory, egg.id, "Still here?", "   ", ann.id)
+        curation.edit(*forgetting(memory), egg.id, "Still here?", "   ", ann.id)
 
 
 def test_a_memory_is_deleted_for_good_and_never_through_someone_elses_id(household):
     memory, ann, ben = household
-    roses = curation.search(memory, ann.id, "roses")[0].exchange
+    roses = curation.search(*searching(memory), ann.id, "roses")[0].exchange
     with pytest.raises(NotFoundError):
-        curation.delete(memory, roses.id, ben.id)  # Ben cannot delete Ann's memory by sending its id
-    assert curation.delete(memory, roses.id, ann.id) == 1
+        curation.delete(*forgetting(memory), roses.id, ben.id)  # Ben cannot delete Ann's memory by sending its id
+    assert curation.delete(*forgetting(memory), roses.id, ann.id) == 1
     assert roses.id not in memory.index.ids()
-    assert all(f.exchange.id != roses.id for f in curation.search(memory, ann.id, "roses"))
+    assert all(f.exchange.id != roses.id for f in curation.search(*searching(memory), ann.id, "roses"))
     assert b"Early spring too" not in memory.settings.database_path.read_bytes()
 
 
@@ -77,7 +88,7 @@ def test_merging_moves_everything_and_keeps_the_stricter_consent(household):
     memory, ann, ben = household
     memory.store.set_cloud_allowed("Ben", False)
     before = counts(memory.store)
-    merged = curation.merge(memory, "Ben", "Ann")
+    merged = curation.merge(memory.store, memory, "Ben", "Ann")
     assert merged.id == ann.id and not merged.cloud_allowed
     assert [p.name for p in memory.store.profiles()] == ["Ann"]
     assert memory.store.count_exchanges(ann.id) == 4
@@ -85,7 +96,7 @@ def test_merging_moves_everything_and_keeps_the_stricter_consent(household):
     ids, _, n = memory.vectors.prototypes()
     assert list(ids) == [ann.id] and list(n) == [4]
     with pytest.raises(InputError):
-        curation.merge(memory, "Ann", "ann")
+        curation.merge(memory.store, memory, "Ann", "ann")
 
 
 def test_the_archive_round_trips_everyone_and_reports_conflicts(household, tmp_path):
@@ -95,12 +106,12 @@ def test_the_archive_round_trips_everyone_and_reports_conflicts(household, tmp_p
     assert manifest["format"] == "confidant.archive" and len(manifest["people"]) == 2
 
     fresh = memory_at(tmp_path / "elsewhere")
-    report = archive.import_archive(fresh, path)
+    report = archive.import_archive(fresh.store, fresh.encoders, fresh, path)
     assert sorted(r.name for r in report.people) == ["Ann", "Ben"] and all(r.created for r in report.people)
     assert counts(fresh.store) == counts(memory.store)
 
     fresh.store.set_cloud_allowed("Ann", False)
-    again = archive.import_archive(fresh, path)
+    again = archive.import_archive(fresh.store, fresh.encoders, fresh, path)
     assert sum(r.imported for r in again.people) == 0 and sum(r.duplicates for r in again.people) == 4
     assert any("cloud consent differs" in c for c in again.conflicts)
 
@@ -120,7 +131,7 @@ def test_a_broken_archive_is_refused_before_anything_is_written(household, tmp_p
             bad.writestr(item.filename, data)
     fresh = memory_at(tmp_path / "elsewhere")
     with pytest.raises(InputError, match=r"people/0002.json: conversations\[0\].exchanges\[0\].user_text is missing"):
-        archive.import_archive(fresh, broken)
+        archive.import_archive(fresh.store, fresh.encoders, fresh, broken)
     assert fresh.store.profiles() == []
     (tmp_path / "junk.zip").write_bytes(b"not a zip at all")
     with pytest.raises(InputError, match="not a readable zip"):

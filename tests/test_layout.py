@@ -4,6 +4,8 @@
 - ``assistant/`` (the engine) imports nothing from ``app/`` (the faces);
 - SQL is written only under ``assistant/store/``: no string elsewhere reads like a statement;
 - ``app/`` reaches the engine only through its facade and constructs no engine part;
+- nothing outside ``assistant/memory/`` reaches through a ``Memory`` for its parts (the store,
+  vectors, encoders, index): they are passed in where the engine is assembled;
 - every package is listed in pyproject.toml.
 """
 
@@ -100,6 +102,46 @@ def test_the_app_constructs_no_engine_part():
                                               and n.func.id in parts})
             for p in sources("app")}
     assert {p: m for p, m in made.items() if m} == {}
+
+
+# A Memory's parts: callers are handed the ones they use (``Memory.parts()``), never reach for them.
+MEMORY_PARTS = {"store", "vectors", "encoders", "index"}
+MEMORY = ROOT / "assistant" / "memory"
+
+
+def reached_through_memory(source: str, name: str = "<source>") -> list[tuple[int, str]]:
+    """``memory.store``, ``self.memory.index``, ``x._memory.encoders``...: a part read off an
+    expression named ``memory`` (a module path such as ``assistant.memory.index`` is not one)."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Attribute) and node.attr in MEMORY_PARTS and _names_a_memory(node.value):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def _names_a_memory(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in ("memory", "_memory")
+    if not (isinstance(node, ast.Attribute) and node.attr in ("memory", "_memory")):
+        return False
+    root = node.value
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return not (isinstance(root, ast.Name) and root.id == "assistant")
+
+
+def test_nothing_outside_memory_reaches_through_it():
+    bad = {str(p.relative_to(ROOT)): reached_through_memory(p.read_text(), str(p))
+           for folder in ("app", "assistant", "profiles") for p in sources(folder) if MEMORY not in p.parents}
+    assert {p: r for p, r in bad.items() if r} == {}
+
+
+def test_the_memory_check_sees_reaching_through():
+    """The rule above would pass vacuously if it missed the ways a part is reached for."""
+    assert len(reached_through_memory("memory.store.profile(1)\nself.memory.index.search(q, 1)")) == 2
+    assert len(reached_through_memory("self._memory.encoders.meta\nbench.memory.vectors.get([1])")) == 2
+    assert reached_through_memory("store.profile(1)\nparts.index.search(q, 1)\nassistant.memory.index.MemoryIndex") == []
+    assert len(reached_through_memory((MEMORY / "index.py").read_text())) > 0  # the rule's own folder does
 
 
 def test_every_package_is_listed_in_pyproject():

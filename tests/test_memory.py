@@ -190,7 +190,7 @@ def test_detection_names_people_from_how_they_write(tmp_path):
     memory.ingest(ImportBatch("test", [
         ImportedConversation(name, name, [ImportedExchange(text, "Of course.") for text in texts[:-3]])
         for name, texts in WRITERS.items()]), progress=False)
-    guesses = {(name, text): detect(memory, text, [], threshold=0.0, temperature=0.05).profile.name
+    guesses = {(name, text): detect(*memory.parts()[:3], text, [], threshold=0.0, temperature=0.05).profile.name
                for name, texts in WRITERS.items() for text in texts[-3:]}
     right = [guess == name for (name, _), guess in guesses.items()]
     assert sum(right) >= 8, guesses  # of 9; chance is 3
@@ -215,7 +215,7 @@ def test_detected_turn_records_the_guess_and_a_correction_moves_it(trained, loca
     exchange = finished.exchange
     assert exchange.identified_as == started.person.id and exchange.identify_confidence > 0
     other = next(p for p in trained.store.profiles() if p.id != started.person.id)
-    correct(trained, exchange.id, other.id)
+    correct(trained.store, trained, exchange.id, other.id)
     moved = trained.store.exchange(exchange.id)
     assert moved.profile_id == other.id and trained.store.session(moved.session_id).profile_id == other.id
 

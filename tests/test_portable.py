@@ -76,7 +76,7 @@ def test_round_trip_into_a_fresh_data_dir_keeps_texts_dates_and_is_recalled(alic
     assert "never answered" not in exported and len(exported) == 3  # only complete exchanges
 
     target = memory_at(tmp_path / "target")
-    report = import_profile(target, path)
+    report = import_profile(target.store, target, path)
     assert (report.name, report.created, report.imported, report.duplicates, report.conversations) == ("Alice", True, 3, 0, 2)
     source_person, person = alice.store.profile("Alice"), target.store.profile("Alice")
     assert person.created_at == source_person.created_at
@@ -97,7 +97,7 @@ def test_round_trip_into_a_fresh_data_dir_keeps_texts_dates_and_is_recalled(alic
 def test_import_merges_into_the_same_person_and_skips_what_is_there(alice, tmp_path):
     data = export_profile(alice.store, "Alice")
     before = counts(alice.store)
-    again = import_profile(alice, data)
+    again = import_profile(alice.store, alice, data)
     assert (again.created, again.imported, again.duplicates) == (False, 0, 3)
     assert counts(alice.store) == before
 
@@ -106,7 +106,7 @@ def test_import_merges_into_the_same_person_and_skips_what_is_there(alice, tmp_p
     data["conversations"].append({"title": "Bread", "created_at": "2024-05-01T10:00:00+00:00", "exchanges": [
         {"user_text": "How long should dough rise?", "reply": "Until doubled.", "created_at": "2024-05-01T10:00:00+00:00"},
         {"user_text": "How long should dough rise?", "reply": "Until doubled.", "created_at": "2024-05-01T10:00:00+00:00"}]})
-    merged = import_profile(alice, data, as_name="ALICE")
+    merged = import_profile(alice.store, alice, data, as_name="ALICE")
     assert (merged.name, merged.imported, merged.duplicates, merged.conversations) == ("Alice", 2, 4, 1)
     assert "2 exchanges" in merged.summary() and "4 already there, skipped" in merged.summary()
     person = alice.store.profile("Alice")
@@ -116,7 +116,7 @@ def test_import_merges_into_the_same_person_and_skips_what_is_there(alice, tmp_p
     assert (added["source"], added["created_at"], added["status"]) == ("import", "2024-01-11T08:00:00+00:00", "complete")
     assert added["id"] in alice.index.ids() and alice.vectors.get([added["id"]])[added["id"]][1] is not None
 
-    copy = import_profile(alice, data, as_name="Alice Twin")
+    copy = import_profile(alice.store, alice, data, as_name="Alice Twin")
     assert (copy.created, copy.imported, copy.duplicates) == (True, 5, 1)
     assert alice.store.count_exchanges(alice.store.profile("Alice Twin").id) == 5
 
@@ -141,7 +141,7 @@ def test_a_malformed_file_is_refused_with_where_and_changes_nothing(alice, tmp_p
     path.write_text(content)
     before = counts(alice.store)
     with pytest.raises(InputError, match=r"^broken\.json") as error:
-        import_profile(alice, path)
+        import_profile(alice.store, alice, path)
     assert message in str(error.value)
     assert counts(alice.store) == before and alice.store.find_profile("Someone New") is None
 
@@ -155,7 +155,7 @@ def test_a_failed_write_leaves_no_person_no_exchange_and_no_vector(alice, monkey
 
     monkeypatch.setattr(alice.vectors, "put", broken_put)  # fails after the exchanges were inserted
     with pytest.raises(StoreError, match="disk I/O error"):
-        import_profile(alice, data, as_name="Carol")
+        import_profile(alice.store, alice, data, as_name="Carol")
     assert counts(alice.store) == before and alice.store.find_profile("Carol") is None
     assert alice.index.ids() == index_before
 
@@ -179,7 +179,7 @@ def test_forget_a_date_range_erases_exactly_those_exchanges_for_good(alice):
     everyone_before = set(alice.index.ids())
     prototype_before = alice.vectors.prototypes()[1][list(alice.vectors.prototypes()[0]).index(person.id)]
 
-    forgotten = forget(alice, "alice", after="2024-02-01", before="2024-04-01")
+    forgotten = forget(*alice.parts(), alice, "alice", after="2024-02-01", before="2024-04-01")
 
     gone = {secret, lonely, trip_train}  # 2024-02-20, 2024-03-15 and 2024-03-02; Bob's 2024-02-01 stays
     assert forgotten == 3
@@ -201,11 +201,11 @@ def test_forget_a_date_range_erases_exactly_those_exchanges_for_good(alice):
         assert text not in raw, text
     assert b"tulip bulbs" in raw and b"It opens at six." in raw  # what was kept is still there
 
-    assert forget(alice, "Alice") == 4  # no range: everything else Alice said, failed turns too; the profile stays
+    assert forget(*alice.parts(), alice, "Alice") == 4  # no range: everything else Alice said, failed turns too; the profile stays
     assert store.count_exchanges(person.id) == 0 and store.sessions(person.id) == [] and store.find_profile("Alice")
     assert person.id not in alice.vectors.prototypes()[0] and b"tulip bulbs" not in raw_bytes(store)
     with pytest.raises(InputError, match="both after"):
-        forget(alice, "Bob", after="2024-05-01", before="2024-01-01")
+        forget(*alice.parts(), alice, "Bob", after="2024-05-01", before="2024-01-01")
 
 
 def test_cli_exports_from_one_data_dir_and_imports_into_another(tmp_path):

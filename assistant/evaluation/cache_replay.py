@@ -49,14 +49,15 @@ def route_all(texts: list[str], settings: Settings, model: DifficultyModel) -> t
         settings = settings.model_copy(update={"data_dir": Path(tmp)})
         store = Store(settings.database_path)
         memory, person = Memory(settings, store), store.add_profile("replay")
+        _, _, encoders, index = memory.parts()
         log = TurnLog(store)
-        router = Router(settings, memory, model, log=log)
+        router = Router(settings, store, index, model, log=log)
         cloud = cached = 0
         choose_ms = []
         for text in texts:
             session = store.new_session(person.id)
             exchange_id = log.begin_exchange(session.id, person.id, text, [])
-            query = memory.encoders.queries([text])[0]
+            query = encoders.queries([text])[0]
             start = time.perf_counter()
             route = router.choose("auto", person, text, query, session.id)
             choose_ms.append((time.perf_counter() - start) * 1000)

@@ -47,7 +47,7 @@ def prompt_for(pair, querier: str | None) -> str:
 class TunedSystems:
     def __init__(self, bench, systems, config: TuneConfig, workdir: Path, seed: int, progress: bool):
         self.bench, self.seed = bench, seed
-        examples = learnable(bench.memories["querier_aware"].store)
+        examples = learnable(bench.parts["querier_aware"].store)
         self.constant = Counter(" ".join(e.reply.split()) for e in examples).most_common(1)[0][0] if examples else ""
         self.queriers = sorted({e.querier for e in examples})
         self.results, self.adapters, self.timings = {}, {}, {}

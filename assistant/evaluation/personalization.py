@@ -101,6 +101,7 @@ class Bench:
             if name != "querier_aware":
                 copy_store(workdir / "querier_aware", workdir / name)
         self.memories = {name: self._memory(workdir / name) for name in [*VARIANTS, "general_only"]}
+        self.parts = {name: memory.parts() for name, memory in self.memories.items()}  # what is read directly
         started = time.perf_counter()
         frozen = self.memories["querier_aware"].frozen_pass(progress)  # the stores are copies: one pass for all
         for name, options in VARIANTS.items():
@@ -114,7 +115,7 @@ class Bench:
         return Memory(settings, Store(settings.database_path))
 
     def profile(self, name: str):
-        return self.memories["querier_aware"].store.find_profile(name)
+        return self.parts["querier_aware"].store.find_profile(name)
 
     def generate(self, querier: str, pair: TestPair, memories: list[Recalled]) -> str:
         chars = self.settings.recall_example_chars
@@ -129,12 +130,12 @@ class Bench:
         person = self.profile(querier)
         if system == "zero_shot" or (person is None and system != "fewshot_generic"):
             return self.generate(querier, pair, [])  # nothing is known of an unseen questioner
-        full = self.memories["querier_aware"]
         if system in ("fewshot_generic", "retrieval_querier"):
-            query = full.encoders.queries([pair.query])[0]
-            among = None if system == "fewshot_generic" else full.store.memory_ids(person.id)
-            hits = full.index.search(query, self.settings.recall_k if among is None else 1, among=among)
-            found = full.store.exchanges([i for i, _ in hits])
+            store, _, encoders, index = self.parts["querier_aware"]
+            query = encoders.queries([pair.query])[0]
+            among = None if system == "fewshot_generic" else store.memory_ids(person.id)
+            hits = index.search(query, self.settings.recall_k if among is None else 1, among=among)
+            found = store.exchanges([i for i, _ in hits])
             if system == "retrieval_querier":
                 return found[hits[0][0]].reply if hits else ""
             examples = [Recalled(found[i], s, s, 0.0, False) for i, s in hits]  # same format as querier_aware
@@ -152,9 +153,9 @@ def speaker_identification(bench: Bench, pairs: list[TestPair]) -> dict:
     dialogues = [Dialogue(p.query, p.context, p.response) for p in known]
     results = {"single": {}, "session5": {}}
     for label, name in (("general", "general_only"), ("dual_tower", "querier_aware")):
-        memory = bench.memories[name]
-        ids, prototypes, _ = memory.vectors.prototypes()
-        vectors = memory.encoders.dialogues(dialogues)
+        _, stored, encoders, _ = bench.parts[name]
+        ids, prototypes, _ = stored.prototypes()
+        vectors = encoders.dialogues(dialogues)
         results["single"][label] = balanced_accuracy(truth, ids[np.argmax(vectors @ prototypes.T, axis=1)])
         groups = [(q, idx[i : i + 5]) for q in np.unique(truth) for idx in [np.flatnonzero(truth == q)] for i in range(0, len(idx) - 4, 5)]
         means = np.stack([vectors[g].mean(axis=0) for _, g in groups]) if groups else np.zeros((0, vectors.shape[1]))
@@ -169,14 +170,14 @@ def same_query(bench: Bench, pairs: list[TestPair], answer=None) -> dict:
     """Re-ask test queries as every questioner: do replies differ, and do they sound addressed to them?
     ``answer(pair, querier)`` makes the replies (default: the prompt-only ``querier_aware``)."""
     answer = answer or (lambda pair, querier: bench.answer("querier_aware", pair, querier))
-    memory = bench.memories["querier_aware"]
-    ids, prototypes, _ = memory.vectors.prototypes()
-    queriers = [memory.store.profile(int(i)).name for i in ids]
+    store, stored, encoders, _ = bench.parts["querier_aware"]
+    ids, prototypes, _ = stored.prototypes()
+    queriers = [store.profile(int(i)).name for i in ids]
     differ, hits, total = [], 0, 0
     for pair in tqdm(pairs, desc="same query", disable=not bench.progress):
         replies = [answer(pair, querier) for querier in queriers]
         differ += [a != b for a, b in itertools.combinations(replies, 2)]
-        vectors = memory.encoders.dialogues([Dialogue(pair.query, pair.context, r) for r in replies])
+        vectors = encoders.dialogues([Dialogue(pair.query, pair.context, r) for r in replies])
         hits += int((np.argmax(vectors @ prototypes.T, axis=1) == np.arange(len(queriers))).sum())
         total += len(queriers)
     return {

@@ -11,23 +11,28 @@ Contract:
   crash between reply and vectors; and ``confidant doctor --repair``).
 - The FAISS index always holds exactly the complete exchanges with vectors.
 - ``delete_profile(name)`` deletes a person with everything they said, from the index too.
+- ``parts()`` hands the engine's assembly (``Assistant``, ``People``, an evaluation) the
+  collaborators the other parts are given: the store, the stored vectors, the encoders and the
+  index (a ``LazyIndex``, opened on first use). Nothing outside ``assistant/memory/`` reaches
+  through a ``Memory`` for them (``tests/test_layout.py``).
 The parts, each its own module: ``encoding`` (texts to vectors), ``index`` (FAISS),
-``clusters`` (the query clusters), ``prototypes`` (one per person), ``recall``; the vectors
-are stored by ``assistant.store.vectors``; training the questioner tower, and re-encoding after
-it, is ``assistant.training.encoder`` (``train``, ``frozen_pass`` and ``sync_dialogue_vectors``
-here hand over to it).
+``lazy_index`` (opened on first use), ``clusters`` (the query clusters), ``prototypes`` (one per
+person), ``recall``; the vectors are stored by ``assistant.store.vectors``; training the
+questioner tower, and re-encoding after it, is ``assistant.training.encoder`` (``train``,
+``frozen_pass`` and ``sync_dialogue_vectors`` here hand over to it, with the parts it uses).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from assistant.memory.clusters import Clusters
 from assistant.memory.encoding import batch_bf16, encode
 from assistant.memory.index import MemoryIndex
+from assistant.memory.lazy_index import LazyIndex
 from assistant.memory.prototypes import Prototypes
 from assistant.people.importers import ImportBatch, store_batch
 from assistant.settings import Settings
@@ -35,6 +40,15 @@ from assistant.store.store import Exchange, Store
 from assistant.store.vectors import VectorStore
 from profiles.encoding import Encoders, dialogue_from
 from profiles.tower import Dialogue
+
+
+class Parts(NamedTuple):
+    """A memory's collaborators, as the engine's assembly hands them to the parts that use them."""
+
+    store: Store
+    vectors: VectorStore
+    encoders: Encoders
+    index: LazyIndex
 
 
 class Memory:
@@ -45,23 +59,25 @@ class Memory:
         self.encoders = encoders or Encoders(settings.embedder_path, settings.data_dir / "encoder", bf16=batch_bf16(settings))
         self.clusters = Clusters(settings, self.vectors)
         self.prototypes = Prototypes(store, self.vectors, self.encoders)
-        self._index: MemoryIndex | None = None
-        self._unsaved = 0
         self._lock = threading.RLock()
+        # replies committed just before a crash, before their vectors were, are added on opening
+        self.lazy_index = LazyIndex(self._open_index, self.fill_missing, self._lock, settings.index_save_every)
+
+    def parts(self) -> Parts:
+        return Parts(self.store, self.vectors, self.encoders, self.lazy_index)
 
     # The FAISS index, opened (and repaired) on first use
 
     @property
     def index(self) -> MemoryIndex:
-        with self._lock:
-            if self._index is None:
-                self.sync_dialogue_vectors()
-                ids, dim = self.vectors.ids(), self.vectors.query_dim() or self._query_dim()
-                # the vectors themselves are read only if the saved index must be rebuilt: at a
-                # million exchanges that read is most of the start-up
-                self._index = MemoryIndex.open(self.settings.data_dir / "memory.faiss", ids, self._query_vectors, dim)
-                self.fill_missing()  # replies committed just before a crash, before their vectors were
-            return self._index
+        return self.lazy_index.get()
+
+    def _open_index(self) -> MemoryIndex:
+        self.sync_dialogue_vectors()
+        ids, dim = self.vectors.ids(), self.vectors.query_dim() or self._query_dim()
+        # the vectors themselves are read only if the saved index must be rebuilt: at a
+        # million exchanges that read is most of the start-up
+        return MemoryIndex.open(self.settings.data_dir / "memory.faiss", ids, self._query_vectors, dim)
 
     def warm_up(self) -> None:
         """Open the index, load the towers and run each once now (a server's start-up), not in the
@@ -141,17 +157,12 @@ class Memory:
     def _after_adding(self, ids: list[int], query: np.ndarray, dialogue: np.ndarray) -> None:
         with self._lock:
             self.clusters.assign(ids, query)
-            self.index.add(ids, query)
-            self._unsaved += len(ids)
-            if self._unsaved >= self.settings.index_save_every:
-                self.save()
+            self.lazy_index.add(ids, query)  # saved every ``index_save_every`` ids
             self.prototypes.grow(ids, dialogue)
 
     def save(self) -> None:
         """Write the index to disk (it is rebuilt from the store at start-up if this was missed)."""
-        with self._lock:
-            self.index.save()
-            self._unsaved = 0
+        self.lazy_index.save()
 
     def delete_profile(self, name: str):
         """Delete a person with everything they said, drop their exchanges from the index, and
@@ -162,8 +173,8 @@ class Memory:
         with self._lock:
             self.prototypes.forget(profile.id)
             self.clusters.forget()
-            if self._index is not None:  # an index not opened yet is rebuilt from the store when it is
-                self._index.remove(ids)
+            if self.lazy_index.opened is not None:  # an index not opened yet is rebuilt from the store when it is
+                self.lazy_index.remove(ids)
                 self.save()
         self.store.scrub()
         return profile
@@ -197,14 +208,14 @@ class Memory:
               frozen=None):
         from assistant.training import encoder
 
-        return encoder.train(self, seed, progress, use_clusters, augment, frozen)
+        return encoder.train(self, self.vectors, self.encoders, seed, progress, use_clusters, augment, frozen)
 
     def frozen_pass(self, progress: bool = False):
         from assistant.training import encoder
 
-        return encoder.frozen_pass(self, progress)
+        return encoder.frozen_pass(self.vectors, self.encoders, self.settings, progress)
 
     def sync_dialogue_vectors(self, progress: bool = False) -> None:
         from assistant.training import encoder
 
-        encoder.sync_dialogue_vectors(self, progress)
+        encoder.sync_dialogue_vectors(self, self.store, self.vectors, self.encoders, progress)

@@ -10,7 +10,7 @@ Layout (``docs/export-format.md``)::
 
 Contract:
 - ``write_archive(store, path)`` writes atomically, readable by its owner only.
-- ``import_archive(memory, path)`` checks the manifest and EVERY person's file before anything
+- ``import_archive(store, encoders, memory, path)`` checks the manifest and EVERY person's file before anything
   is written (an ``InputError`` names the file and the JSON path of the first problem), then
   imports each person like ``portable.import_profile`` (create, or merge into the person of that
   name skipping what is already there). Conflicts are reported, never resolved silently: a person
@@ -136,15 +136,15 @@ def _json(archive: zipfile.ZipFile, name: str, path: Path) -> dict:
     return value
 
 
-def import_archive(memory, path: Path | str, progress: bool = False) -> ArchiveReport:
+def import_archive(store: Store, encoders, memory, path: Path | str, progress: bool = False) -> ArchiveReport:
     people, encoder = read_archive(path)  # everything checked before anything is written
     report = ArchiveReport()
     staged = _stage_adapter(memory.settings, read_adapter(path), report)
     try:
-        _import_people(memory, people, report, progress)
-        report.encoder = _restore_encoder(memory, encoder, report)
+        _import_people(store, memory, people, report, progress)
+        report.encoder = _restore_encoder(encoders, memory, encoder, report)
         if staged is not None:
-            report.adapter = _restore_adapter(memory, staged, report)
+            report.adapter = _restore_adapter(store, memory.settings, staged, report)
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)
@@ -172,30 +172,29 @@ def _stage_adapter(settings, data: bytes | None, report: ArchiveReport) -> Path 
     return staged
 
 
-def _restore_adapter(memory, staged: Path, report: ArchiveReport) -> str:
-    store = memory.store
+def _restore_adapter(store: Store, settings, staged: Path, report: ArchiveReport) -> str:
     profiles = [store.find_profile(r.name) for r in report.people]
     ids = [p.id for p in profiles if p is not None]
     exchanges = [int(e) for i in ids for e in store.memory_ids(i)]
-    tuned.restore(staged, memory.settings.data_dir, memory.settings.model_path, ids, exchanges)
+    tuned.restore(staged, settings.data_dir, settings.model_path, ids, exchanges)
     return "restored from the archive"
 
 
-def _import_people(memory, people: list[dict], report: ArchiveReport, progress: bool) -> None:
+def _import_people(store: Store, memory, people: list[dict], report: ArchiveReport, progress: bool) -> None:
     for person in people:
-        here = memory.store.find_profile(person["profile"]["name"])
+        here = store.find_profile(person["profile"]["name"])
         wanted = person["profile"].get("cloud_allowed", True)
         if here is not None and bool(here.cloud_allowed) != bool(wanted):
             report.conflicts.append(f"{here.name}: cloud consent differs; kept this device's "
                                     f"({'allowed' if here.cloud_allowed else 'never'})")
-        report.people.append(import_profile(memory, person, progress=progress))
+        report.people.append(import_profile(store, memory, person, progress=progress))
 
 
-def _restore_encoder(memory, files: dict[str, bytes], report: ArchiveReport) -> str:
+def _restore_encoder(encoders, memory, files: dict[str, bytes], report: ArchiveReport) -> str:
     if not files:
         return "none in the archive"
-    target = memory.encoders.encoder_dir
-    if memory.encoders.meta is not None:
+    target = encoders.encoder_dir
+    if encoders.meta is not None:
         report.conflicts.append("this device already has a trained encoder; kept it (retrain to learn from the import)")
         return "kept this device's"
     if "meta.json" not in files:

@@ -5,20 +5,22 @@ Contract:
 - ``person_stats(store, profile_id)``: exchanges, conversations, first and last seen, the share
   of answered turns that went to the cloud, and the person's top query clusters each with a few
   example questions.
-- ``search(memory, profile_id, text, limit)``: the person's own complete exchanges matching the
+- ``search(store, encoders, index, settings, profile_id, text, limit)``: the person's own complete exchanges matching the
   words (every word, case-insensitive, in the question or the reply) or the meaning (nearest by
   the general tower among their exchanges only, at least ``memory_search_min_similarity``
   similar, so a word that means nothing finds nothing), fused by reciprocal rank; each hit says
   how it matched. Empty text lists the most recent ones.
-- ``edit(memory, exchange_id, user_text, reply, owner)``: new text for one memory; its vectors,
+- ``edit(store, vectors, encoders, index, memory, exchange_id, user_text, reply, owner)``: new text for one memory; its vectors,
   cluster, index entry and the person's prototype follow, the next exchange's context and a
   conversation title made from it quote the new text, and the database file is rewritten so the old text cannot be read back from it.
   It is marked corrected (``edited_at``), so the local model may learn from it; a tuned adapter that learned the old text is deleted.
-- ``delete(memory, exchange_id, owner)``: one memory gone for good (``forgetting``).
-- ``merge(memory, source, target)``: every conversation and exchange of ``source`` moves to
+- ``delete(store, vectors, encoders, index, memory, exchange_id, owner)``: one memory gone for good (``forgetting``).
+- ``merge(store, memory, source, target)``: every conversation and exchange of ``source`` moves to
   ``target`` in one transaction (ids, so the FAISS index, stay as they are), the stricter cloud
   consent wins, ``source`` is deleted and ``target``'s prototype recomputed; a tuned adapter that
   learned either person (and so who asked what) is deleted.
+The collaborators are the memory's parts (``Memory.parts()``: the store, the stored vectors, the
+encoders, the index) and ``memory`` itself, used for its prototypes and settings.
 ``owner`` is the profile the caller believes the memory belongs to: a memory of anyone else is a
 ``NotFoundError``, so a page can never touch another person's memories by sending an id.
 """
@@ -77,16 +79,15 @@ def person_stats(store: Store, profile_id: int, top: int = 3) -> PersonStats:
                        (row["cloud"] or 0) / answered if answered else 0.0, topics)
 
 
-def search(memory, profile_id: int, text: str, limit: int = 20) -> list[Found]:
+def search(store: Store, encoders, index, settings, profile_id: int, text: str, limit: int = 20) -> list[Found]:
     """The person's memories best matching ``text`` by words and meaning (see the contract)."""
-    store = memory.store
     text = " ".join((text or "").split())
     if not text:
         recent = records.recent_memory_ids(store, profile_id, limit)
         found = store.exchanges(recent)
         return [Found(found[i], 0.0, "recent") for i in recent]
     by_words = _word_matches(store, profile_id, text, limit)
-    by_meaning = _meaning_matches(memory, profile_id, text, limit)
+    by_meaning = _meaning_matches(store, encoders, index, settings.memory_search_min_similarity, profile_id, text, limit)
     fused: dict[int, float] = {}
     for ranked in (by_words, by_meaning):
         for rank, exchange_id in enumerate(ranked):
@@ -101,13 +102,12 @@ def _word_matches(store: Store, profile_id: int, text: str, limit: int) -> list[
     return records.word_match_ids(store, profile_id, [w for w in text.lower().split() if w][:8], limit)
 
 
-def _meaning_matches(memory, profile_id: int, text: str, limit: int) -> list[int]:
-    mine = memory.store.memory_ids(profile_id)
+def _meaning_matches(store: Store, encoders, index, floor: float, profile_id: int, text: str, limit: int) -> list[int]:
+    mine = store.memory_ids(profile_id)
     if len(mine) == 0:
         return []
-    query = memory.encoders.queries([text])[0]
-    floor = memory.settings.memory_search_min_similarity
-    return [i for i, similarity in memory.index.search(query, limit, among=mine) if similarity >= floor]
+    query = encoders.queries([text])[0]
+    return [i for i, similarity in index.search(query, limit, among=mine) if similarity >= floor]
 
 
 def owned(store: Store, exchange_id: int, owner: int) -> Exchange:
@@ -121,8 +121,8 @@ def owned(store: Store, exchange_id: int, owner: int) -> Exchange:
     return exchange
 
 
-def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit: int = 8000) -> Exchange:
-    store = memory.store
+def edit(store: Store, vectors, encoders, index, memory, exchange_id: int, user_text: str, reply: str, owner: int,
+         limit: int = 8000) -> Exchange:
     old = owned(store, exchange_id, owner)
     user_text = clean_message(user_text, limit)
     reply = (reply or "").strip()
@@ -131,20 +131,20 @@ def edit(memory, exchange_id: int, user_text: str, reply: str, owner: int, limit
     later = [e for e in store.session_exchanges(old.session_id) if e.id > old.id][:1]
     requoted = [(e, _requoted(e, old, user_text, reply)) for e in later]
     contexts = {e.id: c for e, c in requoted if c is not None}
-    query = memory.encoders.queries([user_text])
+    query = encoders.queries([user_text])
     changed = [(old.id, user_text, old.context, reply)] + [
         (e.id, e.user_text, c, e.reply or "") for e, c in requoted if c is not None]
-    dialogues = memory.encoders.dialogues([dialogue_from(u, c, r) for _, u, c, r in changed])
-    centroids = memory.vectors.centroids()
+    dialogues = encoders.dialogues([dialogue_from(u, c, r) for _, u, c, r in changed])
+    centroids = vectors.centroids()
     cluster = int(np.argmax(query @ centroids.T)) if centroids is not None else None
     with store.transaction():
         records.rewrite_exchange(store, old, user_text, reply, contexts, cluster)
-        memory.vectors.put([old.id], query, dialogues[:1])
+        vectors.put([old.id], query, dialogues[:1])
         if len(changed) > 1:
-            memory.vectors.set_dialogue_vectors([i for i, *_ in changed[1:]], dialogues[1:])
-    memory.index.remove([old.id])
-    memory.index.add([old.id], query)
-    memory.save()
+            vectors.set_dialogue_vectors([i for i, *_ in changed[1:]], dialogues[1:])
+    index.remove([old.id])
+    index.add([old.id], query)
+    index.save()
     memory.refresh_prototypes([owner])
     store.scrub()
     forget_trained_on(memory.settings.data_dir, exchange_ids=[old.id])  # it learned the old words
@@ -158,14 +158,13 @@ def _requoted(later: Exchange, old: Exchange, user_text: str, reply: str) -> str
     return json.dumps(new) if new != turns else None
 
 
-def delete(memory, exchange_id: int, owner: int) -> int:
-    exchange = owned(memory.store, exchange_id, owner)
-    return forget_exchanges(memory, memory.store.profile(owner), [exchange.id])
+def delete(store: Store, vectors, encoders, index, memory, exchange_id: int, owner: int) -> int:
+    exchange = owned(store, exchange_id, owner)
+    return forget_exchanges(store, vectors, encoders, index, memory, store.profile(owner), [exchange.id])
 
 
-def merge(memory, source: str, target: str) -> Profile:
+def merge(store: Store, memory, source: str, target: str) -> Profile:
     """Move everything ``source`` said to ``target`` and delete ``source``; returns ``target``."""
-    store = memory.store
     moving, keeping = store.profile(source), store.profile(target)
     if moving.id == keeping.id:
         raise InputError("Choose two different people to merge.")

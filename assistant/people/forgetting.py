@@ -1,7 +1,9 @@
 """Forgetting: erase what one person said, in a date range or altogether, for good.
 
-Contract of ``forget(memory, name, before=None, after=None)`` (``forget_exchanges(memory,
-profile, ids)`` does the same for chosen exchanges, e.g. one memory deleted in the UI):
+Contract of ``forget(store, vectors, encoders, index, memory, name, before=None, after=None)``
+(``forget_exchanges(store, vectors, encoders, index, memory, profile, ids)`` does the same for
+chosen exchanges, e.g. one memory deleted in the UI); the collaborators are the memory's parts
+(``Memory.parts()``) and ``memory`` itself, used for its prototypes and settings:
 - It deletes the person's exchanges (any status) created in ``[after, before)``; either bound
   may be left out, and with neither everything they said goes. The profile itself stays.
 - Bounds are dates (their midnight, local time), datetimes (naive ones in local time) or ISO
@@ -60,15 +62,16 @@ def matching(store: Store, profile_id: int, before=None, after=None) -> list[int
     return [r["id"] for r in rows if (low is None or _created(r) >= low) and (high is None or _created(r) < high)]
 
 
-def forget(memory, name: str, before: date | str | None = None, after: date | str | None = None) -> int:
+def forget(store: Store, vectors, encoders, index, memory, name: str, before: date | str | None = None,
+           after: date | str | None = None) -> int:
     """Forget what ``name`` said in the range, for good; see the module contract."""
-    profile = memory.store.profile(name)
-    return forget_exchanges(memory, profile, matching(memory.store, profile.id, before, after))
+    profile = store.profile(name)
+    return forget_exchanges(store, vectors, encoders, index, memory, profile,
+                            matching(store, profile.id, before, after))
 
 
-def forget_exchanges(memory, profile, ids: list[int]) -> int:
+def forget_exchanges(store: Store, vectors, encoders, index, memory, profile, ids: list[int]) -> int:
     """Forget these exchanges of ``profile`` for good (the steps of the module contract)."""
-    store = memory.store
     gone = {i: e for i, e in store.exchanges(ids).items() if e.profile_id == profile.id}
     ids = sorted(gone)
     if not ids:
@@ -86,8 +89,8 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
         clean = [t for t in turns if not any(text in t for text in texts)]
         if clean != turns:
             contexts[e.id] = (e, clean)
-    redo = list(memory.vectors.get(list(contexts)))  # those with vectors get new dialogue vectors
-    vectors = memory.encoders.dialogues(
+    redo = list(vectors.get(list(contexts)))  # those with vectors get new dialogue vectors
+    redone = encoders.dialogues(
         [Dialogue(contexts[i][0].user_text, contexts[i][1], contexts[i][0].reply or "") for i in redo]) if redo else None
     payloads = [e.id for e in kept if e.cloud_payload and e.id > first_gone[e.session_id]]
 
@@ -95,9 +98,9 @@ def forget_exchanges(memory, profile, ids: list[int]) -> int:
         records.forget_rows(store, profile.id, ids, {i: clean for i, (_, clean) in contexts.items()}, payloads,
                             sessions, texts)
         if redo:
-            memory.vectors.set_dialogue_vectors(redo, vectors)
-    memory.index.remove(ids)
-    memory.save()
+            vectors.set_dialogue_vectors(redo, redone)
+    index.remove(ids)
+    index.save()
     memory.refresh_prototypes([profile.id])
     store.scrub()
     forget_trained_on(memory.settings.data_dir, exchange_ids=ids)  # a tuned adapter holds their words too

@@ -2,12 +2,13 @@
 
 - ``identify(store, speaker)``: the person chosen in the UI or named on the command line (a new
   name becomes a profile when ``create`` is true).
-- ``detect(memory, text, earlier)``: the questioner tower's guess from the message and the
-  conversation's earlier messages (the maths is ``profiles.identify.rank``, on the prototypes
-  read from the store). Below ``threshold`` the guess is not ``sure`` and the caller asks
-  instead of guessing.
-- ``correct(memory, exchange_id, person)``: a one-click correction moves the exchange to the
-  right person and refreshes both prototypes, so the next guess learns from it.
+- ``detect(store, vectors, encoders, text, earlier)``: the questioner tower's guess from the
+  message and the conversation's earlier messages (the maths is ``profiles.identify.rank``, on
+  the prototypes read from the stored vectors). Below ``threshold`` the guess is not ``sure``
+  and the caller asks instead of guessing.
+- ``correct(store, memory, exchange_id, person)``: a one-click correction moves the exchange to
+  the right person and refreshes both prototypes (``Memory.refresh_prototypes``), so the next
+  guess learns from it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.store.store import Profile, Store
+from assistant.store.vectors import VectorStore
 from profiles.identify import rank
 from profiles.dialogue import Dialogue
 
@@ -42,26 +44,27 @@ def identify(store: Store, speaker: int | str, create: bool = False) -> Profile:
     return store.get_or_add_profile(speaker) if create else store.profile(speaker)
 
 
-def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float, among=None) -> Identification:
+def detect(store: Store, vectors: VectorStore, encoders, text: str, earlier: list[str], threshold: float,
+           temperature: float, among=None) -> Identification:
     """Who wrote ``text`` (after ``earlier`` lines of the same conversation), among the people
     ``among`` (a set of profile ids; everyone when None)."""
-    ids, prototypes, _ = memory.vectors.prototypes()
+    ids, prototypes, _ = vectors.prototypes()
     if among is not None and len(ids):
         keep = np.isin(ids, list(among))
         ids, prototypes = ids[keep], prototypes[keep]
     if len(ids) == 0:
         return Identification(None, 0.0, False)
-    vectors = memory.encoders.dialogues([Dialogue(t, [], "") for t in [*earlier, text]])
-    ranked = rank(ids, prototypes, vectors, temperature)
+    asked = encoders.dialogues([Dialogue(t, [], "") for t in [*earlier, text]])
+    ranked = rank(ids, prototypes, asked, temperature)
     if not ranked:
         return Identification(None, 0.0, False)
-    candidates = [(memory.store.profile(person), probability) for person, probability in ranked]
+    candidates = [(store.profile(person), probability) for person, probability in ranked]
     best, confidence = candidates[0]
     return Identification(best, confidence, confidence >= threshold, candidates)
 
 
-def correct(memory, exchange_id: int, person_id: int) -> None:
+def correct(store: Store, memory, exchange_id: int, person_id: int) -> None:
     """The exchange was really ``person_id``'s: move it there and learn from it."""
-    before = memory.store.exchange(exchange_id).profile_id
-    memory.store.reassign_exchange(exchange_id, person_id)
+    before = store.exchange(exchange_id).profile_id
+    store.reassign_exchange(exchange_id, person_id)
     memory.refresh_prototypes({before, person_id})

@@ -96,10 +96,11 @@ def write_export(store: Store, name: str, path: Path | str) -> dict:
 
 # Import
 
-def import_profile(memory, source: Path | str | dict, as_name: str | None = None, progress: bool = False) -> ImportReport:
-    """Bring a person in from an export (a path or decoded JSON); see the module contract."""
+def import_profile(store: Store, memory, source: Path | str | dict, as_name: str | None = None,
+                   progress: bool = False) -> ImportReport:
+    """Bring a person in from an export (a path or decoded JSON) through ``memory.add_written``;
+    see the module contract."""
     export = load_export(source)
-    store = memory.store
     name = clean_name(as_name if as_name is not None else export.name, store.max_name_chars)
     person = store.find_profile(name)
     seen, sessions = set(), {}

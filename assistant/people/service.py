@@ -9,7 +9,8 @@ teaching the local model to ``training.teach``, corrections of who said somethin
 ``identification``, and the figures the charts draw to the store. Deleting, editing,
 forgetting and merging also delete a tuned adapter that learned from what they change
 (``training.adapter``). ``memory`` (the embedder and the index) is made on first use, so
-commands that only touch profiles stay light. Errors are the engine's own (``assistant.errors``).
+commands that only touch profiles stay light; each job is handed only the memory's parts it uses
+(``Memory.parts()``). Errors are the engine's own (``assistant.errors``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ class People:
 
             self._memory = Memory(self.settings, self.store)
         return self._memory
+
+    @property
+    def parts(self):
+        """The memory's store, stored vectors, encoders and index (``Memory.parts()``)."""
+        return self.memory.parts()
+
+    def _forgetting(self) -> tuple:
+        """What forgetting, deleting and editing a memory are given: the memory's parts and the memory."""
+        return (*self.parts, self.memory)
 
     # Profiles
 
@@ -78,7 +88,7 @@ class People:
         return profile
 
     def merge(self, source: str, target: str) -> Profile:
-        return curation.merge(self.memory, source, target)
+        return curation.merge(self.store, self.memory, source, target)
 
     # Their memories
 
@@ -86,27 +96,28 @@ class People:
         return curation.person_stats(self.store, profile_id)
 
     def search(self, profile_id: int, text: str, limit: int) -> list[curation.Found]:
-        return curation.search(self.memory, profile_id, text, limit)
+        store, _, encoders, index = self.parts
+        return curation.search(store, encoders, index, self.settings, profile_id, text, limit)
 
     def owned(self, exchange_id, owner: int):
         return curation.owned(self.store, exchange_id, owner)
 
     def edit(self, exchange_id: int, user_text: str, reply: str, owner: int):
-        return curation.edit(self.memory, exchange_id, user_text, reply, owner, self.settings.max_message_chars)
+        return curation.edit(*self._forgetting(), exchange_id, user_text, reply, owner, self.settings.max_message_chars)
 
     def delete_memory(self, exchange_id: int, owner: int) -> int:
-        return curation.delete(self.memory, exchange_id, owner)
+        return curation.delete(*self._forgetting(), exchange_id, owner)
 
     def matching(self, profile_id: int, before=None, after=None) -> list[int]:
         return forgetting.matching(self.store, profile_id, before, after)
 
     def forget(self, name: str, before=None, after=None) -> int:
-        return forgetting.forget(self.memory, name, before=before, after=after)
+        return forgetting.forget(*self._forgetting(), name, before=before, after=after)
 
     def delete_conversation(self, session_id: int, owner: Profile) -> int:
         """Forget every exchange of ``owner``'s conversation for good, as forgetting a person does."""
         exchanges = self.store.session_exchanges(session_id)
-        return forgetting.forget_exchanges(self.memory, owner, [e.id for e in exchanges])
+        return forgetting.forget_exchanges(*self._forgetting(), owner, [e.id for e in exchanges])
 
     # Teaching the local model from what they said (``assistant.training``)
 
@@ -159,7 +170,7 @@ class People:
         return load_info(self.settings.data_dir, self.settings.model_path)
 
     def correct(self, exchange_id: int, person_id: int) -> None:
-        identification.correct(self.memory, exchange_id, person_id)
+        identification.correct(self.store, self.memory, exchange_id, person_id)
 
     def ingest(self, batch, progress: bool = True) -> list[int]:
         return self.memory.ingest(batch, progress=progress)
@@ -175,7 +186,7 @@ class People:
         return portable.load_export(source)
 
     def import_profile(self, source, as_name: str | None = None, progress: bool = False) -> portable.ImportReport:
-        return portable.import_profile(self.memory, source, as_name, progress)
+        return portable.import_profile(self.store, self.memory, source, as_name, progress)
 
     def write_archive(self, path: Path | str) -> dict:
         return archive.write_archive(self.store, self._encoder_dir(), path, adapter_path(self.settings.data_dir))
@@ -190,7 +201,7 @@ class People:
         return archive.describe(path)
 
     def import_archive(self, path: Path | str, progress: bool = False) -> archive.ArchiveReport:
-        return archive.import_archive(self.memory, path, progress)
+        return archive.import_archive(self.store, self.parts.encoders, self.memory, path, progress)
 
     # The questioner tower
 
@@ -199,10 +210,10 @@ class People:
 
     def _encoder_dir(self) -> Path:
         """Where the trained encoder is, without loading the memory for it (a light command)."""
-        return self._memory.encoders.encoder_dir if self._memory is not None else self.settings.data_dir / "encoder"
+        return self.parts.encoders.encoder_dir if self._memory is not None else self.settings.data_dir / "encoder"
 
     def encoder_meta(self):
-        return self.memory.encoders.meta
+        return self.parts.encoders.meta
 
     # What the charts draw
 

@@ -1,11 +1,12 @@
 """Routing: where one turn is answered (on this device or in the cloud) and why.
 
-Contract: ``Router(settings, memory, models=...).choose(mode, person, text, query, session_id)``
+Contract: ``Router(settings, store, index, models=...).choose(mode, person, text, query, session_id)``
 returns a ``Route``: the chat model that answers (``model``, from ``assistant.models.chat.Models``:
 the local one, the cloud one with its local fallback, or the cached answer), where it runs
 (``target``), a one-line reason for the status line, the difficulty score (Auto only) and, for a
 semantic-cache hit, the earlier cloud exchange it answers from. Without ``models`` (an
-evaluation replaying decisions) ``model`` is None.
+evaluation replaying decisions) ``model`` is None. ``store`` and ``index`` (the memory's
+``LazyIndex``) are read only for the semantic cache.
 The rules, first match wins:
 
 1. mode ``off``, no cloud configured, or the person said "never send my messages" → local;
@@ -33,11 +34,11 @@ import numpy as np
 from assistant.routing.budget import WINDOW, online_threshold
 from assistant.routing.difficulty import DifficultyModel
 from assistant.errors import ModelError
-from assistant.memory.memory import Memory
+from assistant.memory.lazy_index import LazyIndex
 from assistant.models.chat import ChatModel, Models
 from assistant.store.turn_log import TurnLog
 from assistant.settings import CloudMode, Settings
-from assistant.store.store import Exchange, Profile
+from assistant.store.store import Exchange, Profile, Store
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class Route:
 
 
 class Router:
-    def __init__(self, settings: Settings, memory: Memory, model: DifficultyModel | None = None,
+    def __init__(self, settings: Settings, store: Store, index: LazyIndex, model: DifficultyModel | None = None,
                  models: Models | None = None, log: TurnLog | None = None):
-        self.settings, self.memory, self.log = settings, memory, log or TurnLog(memory.store)
+        self.settings, self.store, self.index, self.log = settings, store, index, log or TurnLog(store)
         self._model, self.models = model, models
 
     @cached_property
@@ -109,8 +110,8 @@ class Router:
         among = self.log.cloud_exchange_ids(person.id)
         if not among:
             return None
-        hits = self.memory.index.search(query, 1, among=among)
+        hits = self.index.search(query, 1, among=among)
         if not hits or hits[0][1] < self.settings.cache_similarity:
             return None
         exchange_id, similarity = hits[0]
-        return self.memory.store.exchange(exchange_id), float(similarity)
+        return self.store.exchange(exchange_id), float(similarity)

@@ -1,13 +1,17 @@
 """Training the questioner tower on everything stored, and keeping the vectors it made current.
 
 Contract:
-- ``train(memory, ...)`` trains on every complete exchange with vectors (``profiles.contrastive``),
+- ``train(memory, vectors, encoders, ...)`` trains on every complete exchange with vectors (``profiles.contrastive``),
   saves the encoder atomically in ``data_dir/encoder`` and refreshes the dialogue vectors and
   every prototype. Too little to learn from is an ``InputError`` saying what is missing.
-- ``frozen_pass(memory)`` is the expensive half (the frozen transformer over every stored
+- ``frozen_pass(vectors, encoders, settings)`` is the expensive half (the frozen transformer over every stored
   dialogue), for callers that train several variants on copies of one store.
-- ``sync_dialogue_vectors(memory)`` recomputes every dialogue vector and prototype if the
-  encoder changed since they were made (at start-up, and ``confidant doctor --repair``).
+- ``sync_dialogue_vectors(memory, store, vectors, encoders)`` recomputes every dialogue vector
+  and prototype if the encoder changed since they were made (at start-up, and ``confidant doctor
+  --repair``).
+``memory`` is used only for its own jobs (reclustering, the timed frozen pass, replacing the
+dialogue vectors with every prototype); the store, the stored vectors and the encoders are
+passed in (``Memory`` hands them over).
 """
 
 from __future__ import annotations
@@ -42,15 +46,15 @@ class TrainOutcome:
     losses: list[float]
 
 
-def train(memory, seed: int = 0, progress: bool = True, use_clusters: bool = True, augment: bool = True,
+def train(memory, vectors, encoders, seed: int = 0, progress: bool = True, use_clusters: bool = True, augment: bool = True,
           frozen: FrozenPass | None = None) -> TrainOutcome:
     """Train on every stored exchange; the flags switch off parts of the method (ablations).
     The new dialogue vectors come from the same transformer pass, so it runs once."""
     from profiles.augment import Strength
     from profiles.contrastive import TooLittleData, train_questioner
 
-    memory.recluster(force=memory.vectors.centroids() is None)
-    rows = memory.vectors.remembered()
+    memory.recluster(force=vectors.centroids() is None)
+    rows = vectors.remembered()
     frozen = frozen or memory.frozen_pass(progress)  # through Memory, where a benchmark times it
     if frozen.ids != [r["id"] for r in rows]:
         raise ValueError("the frozen pass was made over other exchanges than this store holds")
@@ -60,7 +64,7 @@ def train(memory, seed: int = 0, progress: bool = True, use_clusters: bool = Tru
             [r["profile_id"] for r in rows],
             cluster_labels=[r["cluster"] if use_clusters else 0 for r in rows],
             model_path=memory.settings.embedder_path,
-            general=memory.encoders.general,
+            general=encoders.general,
             cached=(frozen.states, frozen.token_ids),
             seed=seed,
             progress=progress,
@@ -68,32 +72,32 @@ def train(memory, seed: int = 0, progress: bool = True, use_clusters: bool = Tru
         )
     except TooLittleData as error:
         raise InputError(str(error)) from None
-    encoder.save(memory.encoders.encoder_dir)
-    vectors = encoder.combine(frozen.general, encoder.embed_states(frozen.states))
-    memory.replace_dialogue_vectors(frozen.ids, vectors)
+    encoder.save(encoders.encoder_dir)
+    dialogue_vectors = encoder.combine(frozen.general, encoder.embed_states(frozen.states))
+    memory.replace_dialogue_vectors(frozen.ids, dialogue_vectors)
     return TrainOutcome(report.n, report.n_queriers, report.n_clusters, report.seconds, report.losses)
 
 
-def frozen_pass(memory, progress: bool = False) -> FrozenPass:
+def frozen_pass(vectors, encoders, settings, progress: bool = False) -> FrozenPass:
     """The frozen transformer over every stored dialogue: the expensive half of training."""
     from profiles.tower import QuestionerEncoder
 
-    rows = memory.vectors.remembered()
+    rows = vectors.remembered()
     dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
-    encoder = QuestionerEncoder(memory.settings.embedder_path, general=memory.encoders.general)
+    encoder = QuestionerEncoder(settings.embedder_path, general=encoders.general)
     # in the precision the vectors stored later are made in
-    general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress, bf16=memory.encoders.bf16)
+    general, states, token_ids = encoder.frozen_pass(dialogues, progress=progress, bf16=encoders.bf16)
     return FrozenPass([r["id"] for r in rows], dialogues, general, states, token_ids)
 
 
-def sync_dialogue_vectors(memory, progress: bool = False) -> None:
+def sync_dialogue_vectors(memory, store, vectors, encoders, progress: bool = False) -> None:
     """Recompute every dialogue vector and prototype if the encoder changed since they were made."""
-    if memory.store.state("dialogue_encoder") == memory.encoders.version:
+    if store.state("dialogue_encoder") == encoders.version:
         return
-    rows = memory.vectors.remembered()
+    rows = vectors.remembered()
     dialogues = [dialogue_from(r["user_text"], r["context"], r["reply"]) for r in rows]
     parts = [
-        memory.encoders.dialogues(dialogues[s : s + CHUNK])
+        encoders.dialogues(dialogues[s : s + CHUNK])
         for s in tqdm(range(0, len(dialogues), CHUNK), desc="re-encoding", disable=not progress)
     ]
     memory.replace_dialogue_vectors([r["id"] for r in rows], np.vstack(parts) if parts else None, save=False)
