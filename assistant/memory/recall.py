@@ -9,7 +9,9 @@ Contract: ``recall(...)`` returns a ``Recollection``:
   another's prompt), while a person has fewer than ``cold_start_min`` exchanges, exchanges of the
   people whose prototypes are closest may be *borrowed* as style examples: they carry
   ``borrowed_from`` and are never presented as this person's memories;
-- ``trace`` — one line saying what was recalled and why.
+- ``trace`` — one line saying what was recalled and why;
+- with ``memories=False`` (a detected speaker nobody has confirmed yet) no memories at all,
+  only the conversation's history, and a trace that says so.
 Another person's exchanges are never returned as this person's own: candidates are drawn
 from FAISS restricted to the person's exchange ids.
 """
@@ -64,14 +66,16 @@ def session_history(store: Store, session_id: int, before_exchange: int, turns: 
 
 def recall(
     memory: Memory, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings,
-    query: np.ndarray | None = None,
+    query: np.ndarray | None = None, memories: bool = True,
 ) -> Recollection:
     """The turn's conversation history and the person's memories from other conversations
     (``query``: the message's general-tower vector, if the caller has it already)."""
     history = session_history(memory.store, session_id, before_exchange, settings.history_turns)
+    if not memories:
+        return Recollection(history, [], f"no memories used: {person.name} was detected, not confirmed")
     context = [t for e in history[-2:] for t in (e.user_text, e.reply or "")]
-    memories, trace = recall_memories(memory, person, text, context, settings, exclude_session=session_id, query=query)
-    return Recollection(history, memories, trace)
+    recalled, trace = recall_memories(memory, person, text, context, settings, exclude_session=session_id, query=query)
+    return Recollection(history, recalled, trace)
 
 
 def recall_memories(

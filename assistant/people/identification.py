@@ -4,10 +4,15 @@
   name becomes a profile when ``create`` is true).
 - ``detect(memory, text, earlier)``: the questioner tower's guess from the message and the
   conversation's earlier messages (the maths is ``profiles.identify.rank``, on the prototypes
-  read from the store). Below ``threshold`` the guess is not ``sure`` and the caller asks
-  instead of guessing.
-- ``correct(memory, exchange_id, person)``: a one-click correction moves the exchange to the
-  right person and refreshes both prototypes, so the next guess learns from it.
+  read from the store). The guess is ``sure`` only when its probability reaches ``threshold``
+  and leads the second by ``margin``; otherwise the caller asks instead of guessing (a message
+  with no personal signal, e.g. a factoid question, is close to everyone and leads by little).
+- ``discard_misattributed(memory, exchange_id)``: a one-click correction. The reply was made
+  for the wrong person (from their memories), so it is never moved to the right one: the
+  exchange is forgotten from the person it was filed under, for good (``forget_exchanges``:
+  its vectors, index entry, an emptied conversation; their prototype is recomputed), and
+  returned so the caller answers the message again as the right person, whose prototype then
+  learns from it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.store.store import Profile, Store
+from assistant.people.forgetting import forget_exchanges
+from assistant.store.store import Exchange, Profile, Store
 from profiles.identify import rank
 from profiles.dialogue import Dialogue
 
@@ -42,7 +48,8 @@ def identify(store: Store, speaker: int | str, create: bool = False) -> Profile:
     return store.get_or_add_profile(speaker) if create else store.profile(speaker)
 
 
-def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float, among=None) -> Identification:
+def detect(memory, text: str, earlier: list[str], threshold: float, temperature: float, among=None,
+           margin: float = 0.0) -> Identification:
     """Who wrote ``text`` (after ``earlier`` lines of the same conversation), among the people
     ``among`` (a set of profile ids; everyone when None)."""
     ids, prototypes, _ = memory.vectors.prototypes()
@@ -57,11 +64,13 @@ def detect(memory, text: str, earlier: list[str], threshold: float, temperature:
         return Identification(None, 0.0, False)
     candidates = [(memory.store.profile(person), probability) for person, probability in ranked]
     best, confidence = candidates[0]
-    return Identification(best, confidence, confidence >= threshold, candidates)
+    second = candidates[1][1] if len(candidates) > 1 else 0.0
+    return Identification(best, confidence, confidence >= threshold and confidence - second >= margin, candidates)
 
 
-def correct(memory, exchange_id: int, person_id: int) -> None:
-    """The exchange was really ``person_id``'s: move it there and learn from it."""
-    before = memory.store.exchange(exchange_id).profile_id
-    memory.store.reassign_exchange(exchange_id, person_id)
-    memory.refresh_prototypes({before, person_id})
+def discard_misattributed(memory, exchange_id: int) -> Exchange:
+    """The exchange was answered for the wrong person: forget it from them (see the module
+    contract) and return it, for the caller to answer its message again as the right one."""
+    exchange = memory.store.exchange(exchange_id)
+    forget_exchanges(memory, memory.store.profile(exchange.profile_id), [exchange_id])
+    return exchange

@@ -122,8 +122,9 @@ class People:
 
         return teach(self.settings, self.store, seed=seed, minutes=minutes, cancel=cancel)
 
-    def correct(self, exchange_id: int, person_id: int) -> None:
-        identification.correct(self.memory, exchange_id, person_id)
+    def discard_misattributed(self, exchange_id: int):
+        """Forget an exchange answered for the wrong person (``identification.discard_misattributed``)."""
+        return identification.discard_misattributed(self.memory, exchange_id)
 
     def ingest(self, batch, progress: bool = True) -> list[int]:
         return self.memory.ingest(batch, progress=progress)
