@@ -6,6 +6,10 @@ The page opens on a neutral start: nobody chosen and no conversation shown (the 
 shared), unless the login stands for one person. "Delete this conversation…" asks first, then
 forgets its exchanges for good (``People.delete_conversation``, as forgetting a person does).
 The cloud mode a login chose is kept while the server runs.
+
+A detected speaker's guess shows "Not Tom? It was: …": choosing the right person forgets the
+reply made for the guess (it may come from Tom's memories) and answers the message again as
+them, in the chat, in the store and in the sidebar (``Assistant.correct``).
 """
 
 from __future__ import annotations

@@ -139,8 +139,9 @@ def test_the_cloud_mode_is_kept_and_always_is_explained(browser_page, tmp_path):
         server.close()
 
 
-def wait_for_row(data_dir, sql, timeout=TIMEOUT_MS / 1000):
-    """The first row ``sql`` finds, polled until it appears (a turn is being answered)."""
+def wait_for_row(data_dir, sql, timeout=3 * TIMEOUT_MS / 1000):
+    """The first row ``sql`` finds, polled until it appears (a turn is being answered; a loaded
+    machine generates slowly)."""
     deadline = time.monotonic() + timeout
     while not (rows := db_rows(data_dir, sql)):
         assert time.monotonic() < deadline, f"nothing matched {sql}"
