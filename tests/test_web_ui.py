@@ -178,7 +178,10 @@ def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar
                       f"AND e.user_text = '{question}'")
         expect(page.locator("#cf-guess")).to_be_hidden()
         expect(page.locator("#cf-chat")).to_contain_text(" ".join(new_reply.split()[:4]))  # regenerated in the chat
-        assert db_rows(data_dir, f"SELECT p.name, e.reply {people} WHERE e.user_text = '{question}'") == [("Maya", new_reply)]
+        assert db_rows(data_dir, f"SELECT e.reply {people} WHERE p.name = 'Maya' AND e.user_text = '{question}'") == [
+            (new_reply,)]
+        assert db_rows(data_dir, "SELECT COUNT(*) FROM exchanges WHERE identified_as IS NOT NULL") == [(0,)]  # the guess: gone
+        assert db_rows(data_dir, f"SELECT COUNT(*) {people} WHERE p.name = 'Tom'") == [(len(HOUSEHOLD["Tom"]),)]
         maya_ids = {i for (i,) in db_rows(data_dir, "SELECT e.id " + people + " WHERE p.name = 'Maya'")}
         assert {m["id"] for m in json.loads(new_recall)["memories"]} <= maya_ids  # answered from Maya's own memories
         expect(page.locator("#cf-conversations")).to_contain_text("Oct")  # the sidebar is Maya's now
