@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a m
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from app import cli_doctor, cli_eval, cli_memory, cli_tools, cli_tune, cli_users
+from app import cli_detection, cli_doctor, cli_eval, cli_memory, cli_tools, cli_tune, cli_users
 from assistant import __version__
 from assistant.errors import ConfidantError, InputError
 from assistant.inputs import check_file_size
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     personal.set_defaults(handler=cmd_eval_personalization)
     cli_tools.add_commands(commands, common, evaluations)
     cli_eval.add_commands(evaluations)
+    cli_detection.add_command(evaluations)
     cli_doctor.add_commands(commands, common)
     cli_tune.add_commands(commands, common)
 

@@ -6,6 +6,10 @@ The page opens on a neutral start: nobody chosen and no conversation shown (the 
 shared), unless the login stands for one person. "Delete this conversation…" asks first, then
 forgets its exchanges for good (``People.delete_conversation``, as forgetting a person does).
 The cloud mode a login chose is kept while the server runs.
+
+A detected speaker's guess shows "Not Tom? It was: …": choosing the right person forgets the
+reply made for the guess (it may come from Tom's memories) and answers the message again as
+them, in the chat, in the store and in the sidebar (``Assistant.correct``).
 """
 
 from __future__ import annotations
@@ -82,13 +86,18 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         if temporary:
             yield from send_temporary(message, person, shown_before, earlier, request)
             return
+        among = {p.id for p in access.people(request)}
+        yield from stream_turn(lambda: shell.assistant.turn(
+            message, AUTO if person == AUTO else access.person(request, person).id, session_id, mode, among=among,
+            options=shell.turn_options(request)), message, shown_before, session_id, request)
+
+    def stream_turn(start, message, shown_before, asked_from, request):
+        """Show the turn ``start()`` runs as it streams (after ``shown_before``, the conversation
+        shown when it was asked from conversation ``asked_from``)."""
         shown = shown_before + [{"role": "user", "content": model_text(message)}, {"role": "assistant", "content": "…"}]
-        reply = ""
+        reply, session_id = "", asked_from
         try:
-            among = {p.id for p in access.people(request)}
-            speaker = AUTO if person == AUTO else access.person(request, person).id
-            for event in shell.assistant.turn(message, speaker, session_id, mode, among=among,
-                                              options=shell.turn_options(request)):
+            for event in start():
                 if isinstance(event, Unsure):
                     yield ask_who(event, message, request)
                     return
@@ -97,7 +106,8 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                     note = render.memories_message(event.recollection.summary(), store.exchanges)
                     if note:
                         shown.insert(-1, note)
-                    yield {chat: shown, message_box: "", session_state: session_id, **guess_updates(event, request)}
+                    yield {chat: shown, message_box: "", session_state: session_id,
+                           **guess_updates(event, asked_from, request)}
                 elif isinstance(event, Chunk):
                     reply += event.text
                     shown[-1] = {"role": "assistant", "content": model_text(reply)}  # model output: untrusted
@@ -151,28 +161,39 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
             return {message_box: message}
         return {message_box: message, who_box: gr.update(visible=True), who_pick: gr.update(choices=names + others, value=None)}
 
-    def guess_updates(event: Started, request) -> dict:
+    def guess_updates(event: Started, asked_from, request) -> dict:
         if event.identification is None:
-            return {guess_box: gr.update(visible=False)}
+            return {guess_box: gr.update(visible=False), last_exchange: None}
         others = [(name, i) for name, i in shell.choices(request) if i != event.person.id]
         return {
             guess_box: gr.update(visible=True),
             guess_text: render.guess_line(event.identification, event.person),
             guess_pick: gr.update(choices=others, value=None),
-            last_exchange: event.exchange_id,
+            last_exchange: (event.exchange_id, asked_from),
         }
 
-    @guarded(3)
-    def correct_speaker(exchange_id, chosen, request: gr.Request):
-        if exchange_id is None or chosen is None:
-            return gr.update(), gr.update(), gr.update()
-        target = access.person(request, chosen)
-        exchange = store.exchange(exchange_id)
-        access.person(request, exchange.profile_id)  # only a turn this login could have made
-        people.correct(exchange.id, target.id)
-        moved = store.exchange(exchange.id)
-        info(f"Noted: that was {target.name}. I'll learn from it.")
-        return gr.update(visible=False), moved.session_id, history(moved.session_id)
+    def correct_speaker(guessed, chosen, mode, request: gr.Request):
+        """"It was: Maya": the reply made for the guessed person is forgotten from them and the
+        message is answered again as Maya, in the conversation it was asked from if it is hers."""
+        if not guessed or chosen is None:
+            yield {}
+            return
+        exchange_id, asked_from = guessed
+        try:
+            target = access.person(request, chosen)
+            access.person(request, store.exchange(exchange_id).profile_id)  # only a turn this login could have made
+            message = store.exchange(exchange_id).user_text
+            if asked_from is not None and store.session(asked_from).profile_id != target.id:
+                asked_from = None
+        except ConfidantError as error:
+            warn(str(error))
+            yield {guess_box: gr.update(visible=False), last_exchange: None}
+            return
+        info(f"Answering again as {target.name}; the reply made for the guess is forgotten.")
+        yield {guess_box: gr.update(visible=False), last_exchange: None}
+        yield from stream_turn(lambda: shell.assistant.correct(exchange_id, target.id, asked_from, mode,
+                                                               options=shell.turn_options(request)),
+                               message, history(asked_from), asked_from, request)
 
     def toggle_temporary(temporary, person, request: gr.Request):
         """Start a fresh temporary chat, or go back to the person's stored conversations."""
@@ -285,4 +306,4 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
     send_button.click(send, chat_inputs, chat_outputs, api_name=False)
     who_pick.input(lambda chosen: (gr.update(value=chosen), gr.update(visible=False)), who_pick, [person, who_box]).then(
         send, chat_inputs, chat_outputs)
-    guess_pick.input(correct_speaker, [last_exchange, guess_pick], [guess_box, session_state, chat])
+    guess_pick.input(correct_speaker, [last_exchange, guess_pick, mode], chat_outputs)

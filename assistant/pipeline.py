@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Collection, Iterator
 
 from assistant import prompts
+from assistant.errors import InputError
 from assistant.inputs import clean_message
 from assistant.memory.memory import Memory
 from assistant.memory.recall import Recall, Recollection
@@ -143,7 +144,8 @@ class Assistant:
         reply = Reply()
         try:
             query = self.parts.encoders.queries([text])[0]
-            recollection = self.recall.turn(person, text, session.id, exchange_id, self.settings, query)
+            recollection = self.recall.turn(person, text, session.id, exchange_id, self.settings, query,
+                                            memories=self._may_recall(guess))
             self.log.record_recall(exchange_id, recollection.summary())
             route = self.router.choose(mode or self.settings.cloud_mode, person, text, query, session.id)
             self.log.record(exchange_id, route.target, route.reason, route.score)
@@ -158,6 +160,20 @@ class Assistant:
         exchange = self.log.complete_exchange(exchange_id, reply.text.strip(), reply.stats())
         self.memory.remember(exchange)
         yield Finished(exchange)
+
+    def correct(self, exchange_id: int, speaker: int, session_id: int | None = None, mode: CloudMode | None = None,
+                options: TurnOptions = TurnOptions()) -> Iterator[TurnEvent]:
+        """The speaker of a detected turn was ``speaker``, not whom it was filed under: forget the
+        exchange from that person for good (its reply came from their memories) and answer its
+        message again as ``speaker``, in ``session_id`` if that is their conversation, else a new one."""
+        person = identify(self.store, speaker)
+        wrong = self.store.exchange(exchange_id)
+        if wrong.profile_id == person.id:
+            raise InputError(f"That message is already {person.name}'s.")
+        if session_id is not None and self.store.session(session_id).profile_id != person.id:
+            session_id = None
+        self.people.discard_misattributed(exchange_id)
+        yield from self.turn(wrong.user_text, person.id, session_id, mode, options=options)
 
     def temporary_turn(self, message: str, person: Profile, earlier: list[tuple[str, str]]) -> Iterator[Chunk]:
         """A turn that neither reads nor writes memory: no recall, nothing stored, and always on
@@ -200,8 +216,15 @@ class Assistant:
             return identify(self.store, speaker, create=create), None
         earlier = [e.user_text for e in self.store.session_exchanges(session_id)] if session_id else []
         guess = detect(self.parts.store, self.parts.vectors, self.parts.encoders, text, earlier[-4:],
-                       self.settings.identify_threshold, self.settings.identify_temperature, among)
+                       self.settings.identify_threshold, self.settings.identify_temperature, among,
+                       self.settings.identify_margin)
         return (guess.profile if guess.sure else None), guess
+
+    def _may_recall(self, guess: Identification | None) -> bool:
+        """A chosen speaker's memories are used; a detected one's only from the confidence the
+        settings allow (none by default: a confident guess can still be the wrong person)."""
+        floor = self.settings.identify_recall_confidence
+        return guess is None or (floor is not None and guess.confidence >= floor)
 
     def _context(self, session_id: int) -> list[str]:
         """The last exchange of the conversation, kept with the new one for its dialogue vector."""

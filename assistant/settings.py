@@ -122,8 +122,15 @@ class Settings(BaseSettings):
     borrow_style_examples: bool = Field(
         False, description="Let a newcomer's prompt quote the closest people's exchanges as style examples (off: "
         "nobody's words ever reach another person's prompt).")
-    identify_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Below this confidence, ask who is speaking.")
+    identify_threshold: float = Field(0.9, ge=0.0, le=1.0, description="Below this confidence, ask who is speaking "
+                                      "(calibrated by `confidant eval detection`, docs/personalization.md).")
     identify_temperature: float = Field(0.05, gt=0.0, le=1.0, description="Softmax temperature over prototype similarities.")
+    identify_margin: float = Field(
+        0.0, ge=0.0, le=1.0, description="Ask who is speaking unless the best guess leads the second by this much "
+        "(the calibration chose no margin beyond the threshold, docs/personalization.md).")
+    identify_recall_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="A detected speaker's memories are used from this confidence on, before "
+        "anyone confirms who it is; unset: a detected turn recalls no one's memories (docs/personalization.md).")
     recluster_min: int = Field(40, ge=2, description="Exchanges needed before queries are clustered.")
     recluster_growth: float = Field(0.5, gt=0.0, le=10.0, description="Recluster when memory grew by this fraction.")
     index_save_every: int = Field(50, ge=1, description="Write the FAISS index after this many new exchanges.")

@@ -1,8 +1,11 @@
-"""What a person sees in the browser (issue 16, points 4-10): the Memory tab at 1280 px, the People
-tab on a phone, a neutral start, deleting a conversation, escaped names, the cloud control.
+"""What a person sees in the browser (issue 16, points 3-10): correcting a detected speaker, the
+Memory tab at 1280 px, the People tab on a phone, a neutral start, deleting a conversation,
+escaped names, the cloud control.
 Headless Chromium (Playwright) against a real server with the real models."""
 
+import json
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -134,3 +137,64 @@ def test_the_cloud_mode_is_kept_and_always_is_explained(browser_page, tmp_path):
             expect(page.locator("#cf-cloud-mode input[value=auto]")).to_be_checked()
     finally:
         server.close()
+
+
+def wait_for_row(data_dir, sql, timeout=3 * TIMEOUT_MS / 1000):
+    """The first row ``sql`` finds, polled until it appears (a turn is being answered; a loaded
+    machine generates slowly)."""
+    deadline = time.monotonic() + timeout
+    while not (rows := db_rows(data_dir, sql)):
+        assert time.monotonic() < deadline, f"nothing matched {sql}"
+        time.sleep(0.5)
+    return rows[0]
+
+
+def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar(browser_page, tmp_path):
+    """Issue 16 point 3: Maya's question detected as Tom (the floors lowered so the guess goes
+    ahead with Tom's memories); "It was: Maya" forgets that reply and answers again as Maya."""
+    page, data_dir = browser_page, tmp_path / "data"
+    seed(data_dir, HOUSEHOLD)
+    question = "Is coffee ok at 3am on shift?"  # Tom's kind of question, typed by Maya
+    confident = {"CONFIDANT_IDENTIFY_THRESHOLD": "0", "CONFIDANT_IDENTIFY_MARGIN": "0",
+                 "CONFIDANT_IDENTIFY_RECALL_CONFIDENCE": "0"}
+    people = "FROM exchanges e JOIN profiles p ON p.id = e.profile_id"
+    with running_server(data_dir, env_extra=confident) as url:
+        page.goto(url)
+        choose(page, "#cf-person", "🔍 Detect automatically")
+        page.fill("#cf-message textarea", question)
+        page.click("#cf-send")
+        expect(page.locator("#cf-guess-text")).to_contain_text("Identified as Tom")
+        wrong_id, wrong_reply, wrong_recall = wait_for_row(
+            data_dir, f"SELECT e.id, e.reply, e.recalled {people} WHERE p.name = 'Tom' AND e.status = 'complete' "
+                      f"AND e.user_text = '{question}' AND e.identified_as IS NOT NULL")
+        assert json.loads(wrong_recall)["memories"], "the guess went ahead with Tom's memories"
+        expect(page.locator("#cf-conversations")).to_contain_text("Nov")  # Tom's conversations are listed
+        expect(page.locator("#cf-chat")).to_contain_text(" ".join(wrong_reply.split()[:4]))
+
+        page.locator("#cf-guess-pick label", has_text="Maya").click()
+        expect(page.get_by_text("Answering again as Maya")).to_be_visible()
+        new_id, new_reply, new_recall = wait_for_row(
+            data_dir, f"SELECT e.id, e.reply, e.recalled {people} WHERE p.name = 'Maya' AND e.status = 'complete' "
+                      f"AND e.user_text = '{question}'")
+        expect(page.locator("#cf-guess")).to_be_hidden()
+        expect(page.locator("#cf-chat")).to_contain_text(" ".join(new_reply.split()[:4]))  # regenerated in the chat
+        assert db_rows(data_dir, f"SELECT e.reply {people} WHERE p.name = 'Maya' AND e.user_text = '{question}'") == [
+            (new_reply,)]
+        assert db_rows(data_dir, "SELECT COUNT(*) FROM exchanges WHERE identified_as IS NOT NULL") == [(0,)]  # the guess: gone
+        assert db_rows(data_dir, f"SELECT COUNT(*) {people} WHERE p.name = 'Tom'") == [(len(HOUSEHOLD["Tom"]),)]
+        maya_ids = {i for (i,) in db_rows(data_dir, "SELECT e.id " + people + " WHERE p.name = 'Maya'")}
+        assert {m["id"] for m in json.loads(new_recall)["memories"]} <= maya_ids  # answered from Maya's own memories
+        expect(page.locator("#cf-conversations")).to_contain_text("Oct")  # the sidebar is Maya's now
+        expect(page.locator("#cf-conversations")).not_to_contain_text("Nov")
+        if new_reply != wrong_reply:
+            expect(page.locator("#cf-chat")).not_to_contain_text(wrong_reply)
+
+        open_tab(page, "Memory")
+        choose(page, "#cf-mem-person", "Maya")
+        page.fill("#cf-mem-query input", "coffee at 3am on shift")
+        page.click("#cf-mem-search")
+        table = page.locator("#cf-mem-results")
+        expect(table).to_contain_text(" ".join(new_reply.split()[:3]))
+        if new_reply != wrong_reply:
+            expect(table).not_to_contain_text(wrong_reply)  # Tom's reply never reached Maya's memories
+        expect(table).not_to_contain_text("protect your sleep first")

@@ -84,10 +84,13 @@ class Recall:
         self.store, self.vectors, self.encoders, self.index = store, vectors, encoders, index
 
     def turn(self, person: Profile, text: str, session_id: int, before_exchange: int, settings: Settings,
-             query: np.ndarray | None = None) -> Recollection:
+             query: np.ndarray | None = None, memories: bool = True) -> Recollection:
         """The turn's conversation history and the person's memories from other conversations
-        (``query``: the message's general-tower vector, if the caller has it already)."""
+        (``query``: the message's general-tower vector, if the caller has it already; no memories
+        when ``memories`` is off: a detected speaker not yet confirmed)."""
         history = session_history(self.store, session_id, before_exchange, settings.history_turns)
+        if not memories:
+            return Recollection(history, [], f"no memories used: {person.name} was detected, not confirmed")
         context = [t for e in history[-2:] for t in (e.user_text, e.reply or "")]
         memories, trace = self.memories(person, text, context, settings, exclude_session=session_id, query=query)
         return Recollection(history, memories, trace)

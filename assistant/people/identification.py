@@ -4,11 +4,16 @@
   name becomes a profile when ``create`` is true).
 - ``detect(store, vectors, encoders, text, earlier)``: the questioner tower's guess from the
   message and the conversation's earlier messages (the maths is ``profiles.identify.rank``, on
-  the prototypes read from the stored vectors). Below ``threshold`` the guess is not ``sure``
-  and the caller asks instead of guessing.
-- ``correct(store, memory, exchange_id, person)``: a one-click correction moves the exchange to
-  the right person and refreshes both prototypes (``Memory.refresh_prototypes``), so the next
-  guess learns from it.
+  the prototypes read from the stored vectors). The guess is ``sure`` only when its probability
+  reaches ``threshold`` and leads the second by ``margin``; otherwise the caller asks instead of
+  guessing (a message with no personal signal, e.g. a factoid question, is close to everyone and
+  leads by little).
+- ``discard_misattributed(store, vectors, encoders, index, memory, exchange_id)``: a one-click
+  correction. The reply was made for the wrong person (from their memories), so it is never
+  moved to the right one: the exchange is forgotten from the person it was filed under, for good
+  (``forget_exchanges``: its vectors, index entry, an emptied conversation; their prototype is
+  recomputed), and returned so the caller answers the message again as the right person, whose
+  prototype then learns from it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.store.store import Profile, Store
+from assistant.people.forgetting import forget_exchanges
+from assistant.store.store import Exchange, Profile, Store
 from assistant.store.vectors import VectorStore
 from profiles.identify import rank
 from profiles.dialogue import Dialogue
@@ -45,7 +51,7 @@ def identify(store: Store, speaker: int | str, create: bool = False) -> Profile:
 
 
 def detect(store: Store, vectors: VectorStore, encoders, text: str, earlier: list[str], threshold: float,
-           temperature: float, among=None) -> Identification:
+           temperature: float, among=None, margin: float = 0.0) -> Identification:
     """Who wrote ``text`` (after ``earlier`` lines of the same conversation), among the people
     ``among`` (a set of profile ids; everyone when None)."""
     ids, prototypes, _ = vectors.prototypes()
@@ -60,11 +66,13 @@ def detect(store: Store, vectors: VectorStore, encoders, text: str, earlier: lis
         return Identification(None, 0.0, False)
     candidates = [(store.profile(person), probability) for person, probability in ranked]
     best, confidence = candidates[0]
-    return Identification(best, confidence, confidence >= threshold, candidates)
+    second = candidates[1][1] if len(candidates) > 1 else 0.0
+    return Identification(best, confidence, confidence >= threshold and confidence - second >= margin, candidates)
 
 
-def correct(store: Store, memory, exchange_id: int, person_id: int) -> None:
-    """The exchange was really ``person_id``'s: move it there and learn from it."""
-    before = store.exchange(exchange_id).profile_id
-    store.reassign_exchange(exchange_id, person_id)
-    memory.refresh_prototypes({before, person_id})
+def discard_misattributed(store: Store, vectors: VectorStore, encoders, index, memory, exchange_id: int) -> Exchange:
+    """The exchange was answered for the wrong person: forget it from them (see the module
+    contract) and return it, for the caller to answer its message again as the right one."""
+    exchange = store.exchange(exchange_id)
+    forget_exchanges(store, vectors, encoders, index, memory, store.profile(exchange.profile_id), [exchange_id])
+    return exchange

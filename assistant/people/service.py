@@ -169,8 +169,9 @@ class People:
 
         return load_info(self.settings.data_dir, self.settings.model_path)
 
-    def correct(self, exchange_id: int, person_id: int) -> None:
-        identification.correct(self.store, self.memory, exchange_id, person_id)
+    def discard_misattributed(self, exchange_id: int):
+        """Forget an exchange answered for the wrong person (``identification.discard_misattributed``)."""
+        return identification.discard_misattributed(*self._forgetting(), exchange_id)
 
     def ingest(self, batch, progress: bool = True) -> list[int]:
         return self.memory.ingest(batch, progress=progress)
