@@ -71,8 +71,10 @@ class People:
         return self.store.count_exchanges(profile_id)
 
     def delete(self, name: str) -> Profile:
-        """The person with everything they said, for good (``Memory.delete_profile``), and a tuned
-        adapter trained on them (it holds their words; the base model answers until retrained)."""
+        """The person with everything they said, for good: first forgotten (which also takes their
+        lines out of everyone else's contexts, ``forgetting``), then deleted (``Memory.delete_profile``),
+        and a tuned adapter trained on them (it holds their words; the base model answers until retrained)."""
+        forgetting.forget(self.memory, name)
         profile = self.memory.delete_profile(name)
         forget_trained_on(self.settings.data_dir, profile_ids=[profile.id])
         return profile
