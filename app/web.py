@@ -17,6 +17,7 @@ The same server, on the same host and port, answers OpenAI-style clients under `
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from app import api, native_memory, web_chat, web_memory, web_people
+from app import api, native_memory, web_chat, web_files, web_memory, web_people
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
 from assistant.errors import ConfidantError, ConfigError
@@ -97,6 +98,9 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
     check_binding(settings, users, allow_public)
     native_memory.limit_arenas()  # before any worker thread allocates (docs/performance.md §5)
     assistant = Assistant(settings)
+    # Gradio's copies of what it serves and receives live with the app's downloads, outside the
+    # data directory, so that deleting a person finds them (assistant.people.copies)
+    os.environ["GRADIO_TEMP_DIR"] = str(assistant.people.fresh_copies())
     print("Loading the models…", flush=True)
     warming = threading.Thread(target=_warm_up, args=(assistant,), daemon=True)
     warming.start()
@@ -127,6 +131,11 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
         auth=Gate(users).check if users else None,
         auth_message="Log in to use the household's assistant." if users else None,
     )
+    if users:
+        web_files.keep_copies_per_login(server, assistant.people)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
           + (f", logins from {users_file}" if users else "") + f"; OpenAI-compatible API at /v1", flush=True)
-    uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        assistant.people.clear_copies()  # nothing made for download outlives the server
