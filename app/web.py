@@ -16,6 +16,7 @@ The same server, on the same host and port, answers OpenAI-style clients under `
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import sys
@@ -113,7 +114,8 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
 
         threading.Thread(target=prepare, daemon=True).start()
     app.queue(default_concurrency_limit=settings.concurrency)
-    server = FastAPI(title=settings.assistant_name, docs_url=None, redoc_url=None, openapi_url=None)
+    server = FastAPI(title=settings.assistant_name, docs_url=None, redoc_url=None, openapi_url=None,
+                     lifespan=_clearing_copies(assistant))
     server.include_router(api.routes(assistant, users))  # before the mount: /v1 is never Gradio's
     server = gr.mount_gradio_app(
         server,
@@ -135,7 +137,18 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
         web_files.keep_copies_per_login(server, assistant.people)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
           + (f", logins from {users_file}" if users else "") + f"; OpenAI-compatible API at /v1", flush=True)
-    try:
-        uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
-    finally:
-        assistant.people.clear_copies()  # nothing made for download outlives the server
+    uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _clearing_copies(assistant: Assistant):
+    """The server's lifespan: when it stops (uvicorn re-raises SIGTERM after its shutdown, so
+    this is where a stop still runs code), nothing made for download outlives it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server):
+        try:
+            yield
+        finally:
+            assistant.people.clear_copies()
+
+    return lifespan
