@@ -16,7 +16,9 @@ The same server, on the same host and port, answers OpenAI-style clients under `
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import sys
 import threading
 import time
@@ -26,7 +28,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from app import api, native_memory, web_chat, web_compare, web_memory, web_people, web_teach
+from app import api, native_memory, web_chat, web_compare, web_files, web_memory, web_people, web_teach
 from app.auth import Access, Gate, Users
 from app.web_common import Shell
 from assistant.errors import ConfidantError, ConfigError
@@ -101,6 +103,9 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
     check_binding(settings, users, allow_public)
     native_memory.limit_arenas()  # before any worker thread allocates (docs/performance.md §5)
     assistant = Assistant(settings)
+    # Gradio's copies of what it serves and receives live with the app's downloads, outside the
+    # data directory, so that deleting a person finds them (assistant.people.copies)
+    os.environ["GRADIO_TEMP_DIR"] = str(assistant.people.fresh_copies())
     print("Loading the models…", flush=True)
     warming = threading.Thread(target=_warm_up, args=(assistant,), daemon=True)
     warming.start()
@@ -113,7 +118,8 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
 
         threading.Thread(target=prepare, daemon=True).start()
     app.queue(default_concurrency_limit=settings.concurrency)
-    server = FastAPI(title=settings.assistant_name, docs_url=None, redoc_url=None, openapi_url=None)
+    server = FastAPI(title=settings.assistant_name, docs_url=None, redoc_url=None, openapi_url=None,
+                     lifespan=_clearing_copies(assistant))
     server.include_router(api.routes(assistant, users))  # before the mount: /v1 is never Gradio's
     server = gr.mount_gradio_app(
         server,
@@ -131,6 +137,22 @@ def serve(settings: Settings, users_file: Path | None = None, allow_public: bool
         auth=Gate(users).check if users else None,
         auth_message="Log in to use the household's assistant." if users else None,
     )
+    if users:
+        web_files.keep_copies_per_login(server, assistant.people)
     print(f"Confidant is serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
           + (f", logins from {users_file}" if users else "") + f"; OpenAI-compatible API at /v1", flush=True)
     uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+def _clearing_copies(assistant: Assistant):
+    """The server's lifespan: when it stops (uvicorn re-raises SIGTERM after its shutdown, so
+    this is where a stop still runs code), nothing made for download outlives it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server):
+        try:
+            yield
+        finally:
+            assistant.people.clear_copies()
+
+    return lifespan

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import html
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from assistant.turn_options import TurnOptions
 class Shell:
     assistant: Assistant
     access: Access
-    # Files made for download (exports, pictures) live here, never in the data directory.
-    scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="confidant-")))
     # The cloud mode each login chose last, kept while the server runs (the chat's note says so).
     cloud_modes: dict[str, str] = field(default_factory=dict)
     # Whether each login answers with the tuned model (the Teach tab's switch; on unless turned off).
@@ -68,11 +65,10 @@ class Shell:
         info(f"Added {profile.name}.")
         return profile
 
-    def file(self, request, name: str) -> Path:
-        """A fresh path for a download, in a folder of this login's own."""
-        folder = self.scratch / self.login_key(request)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+    def file(self, request, name: str, people) -> Path:
+        """A fresh path for a download made from ``people``'s data, in a folder of this login's own,
+        never in the data directory; deleting or forgetting any of them deletes it (``People.copies``)."""
+        return self.people.new_download(self.login_key(request), people, name)
 
 
 def info(text: str) -> None:

@@ -84,8 +84,8 @@ def build(shell: Shell, tab: gr.Tab) -> None:
                      f"**Topics**: {no_topics_yet(min_exchanges)}; the assistant holds "
                      f"{plural(people.count_exchanges(None), 'exchange')} so far.")
         return (details(stats, min_exchanges), gr.update(value=not profile.cloud_allowed),
-                *drawn(charts.topics(people, profile.id, shell.file(request, f"topics-{name}.png")), no_topics),
-                *drawn(charts.activity(people, profile.id, shell.file(request, f"activity-{name}.png")),
+                *drawn(charts.topics(people, profile.id, shell.file(request, f"topics-{name}.png", [profile.id])), no_topics),
+                *drawn(charts.activity(people, profile.id, shell.file(request, f"activity-{name}.png", [profile.id])),
                        f"**Activity**: {model_line(profile.name)} has not said anything yet."))
 
     @guarded(4)
@@ -140,7 +140,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     @guarded(1)
     def export(person, request: gr.Request):
         profile = access.person(request, person)
-        path = shell.file(request, f"{_safe(profile.name)}.confidant.json")
+        path = shell.file(request, f"{_safe(profile.name)}.confidant.json", [profile.id])
         people.write_export(profile.name, path)
         return gr.update(value=str(path), visible=True)
 
@@ -148,9 +148,12 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     def import_person(upload, request: gr.Request):
         if upload is None:
             raise InputError("Choose an export file (.json) to import.")
-        parsed = people.load_export(upload)
-        access.may_claim(request, parsed.name)
-        report = people.import_profile(upload)
+        try:  # the upload holds the person's words: Gradio's copy goes once it is read
+            parsed = people.load_export(upload)
+            access.may_claim(request, parsed.name)
+            report = people.import_profile(upload)
+        finally:
+            people.discard_upload(upload)
         access.created(request, people.profile(report.name))
         info(sentence(report.summary()))
         return (*refresh(request, people.profile(report.name).id), model_line(sentence(report.summary())))
@@ -159,9 +162,9 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     def household(request: gr.Request):
         ids = [p.id for p in access.people(request)]
         stamp = f"{datetime.now().timestamp():.0f}"
-        return (*drawn(charts.people_map(people, ids, shell.file(request, f"map-{stamp}.png")),
+        return (*drawn(charts.people_map(people, ids, shell.file(request, f"map-{stamp}.png", ids)),
                        "**How the assistant tells people apart**: drawn once two exchanges are remembered."),
-                *drawn(charts.cloud_share(people, ids, shell.file(request, f"cloud-{stamp}.png")),
+                *drawn(charts.cloud_share(people, ids, shell.file(request, f"cloud-{stamp}.png", ids)),
                        "**Cloud turns over time**: drawn once a turn has been answered."))
 
     @guarded(1)
@@ -174,7 +177,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
     @guarded(1)
     def archive_export(request: gr.Request):
         admin_only(request)
-        path = shell.file(request, f"confidant-{datetime.now():%Y%m%d-%H%M}.zip")
+        path = shell.file(request, f"confidant-{datetime.now():%Y%m%d-%H%M}.zip", [p.id for p in people.everyone()])
         people.write_archive(path)
         return gr.update(value=str(path), visible=True)
 
@@ -183,7 +186,10 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         admin_only(request)
         if upload is None:
             raise InputError("Choose an archive (.zip) to import.")
-        report = people.import_archive(upload)
+        try:
+            report = people.import_archive(upload)
+        finally:
+            people.discard_upload(upload)  # it holds everyone's words
         info(f"Imported {len(report.people)} people.")
         return model_line(report.summary()).replace("\n", "  \n")
 

@@ -33,6 +33,7 @@ from assistant.people.identification import AUTO, Identification, detect, identi
 from assistant.people.service import People
 from assistant.routing.router import Route, Router
 from assistant.settings import CloudMode, Settings
+from assistant.store import context_turns
 from assistant.store.store import Exchange, GenerationStats, Profile, Session, Store
 from assistant.store.turn_log import TurnLog
 from assistant.turn_options import TurnOptions
@@ -137,7 +138,7 @@ class Assistant:
             yield Unsure(guess)
             return
         session = self._conversation(person, session_id)
-        context = self._context(session.id)
+        context = self._context(session.id, person)
         exchange_id = self.log.begin_exchange(session.id, person.id, text, context)
         if guess is not None:
             self.log.record_identification(exchange_id, person.id, guess.confidence)
@@ -151,7 +152,7 @@ class Assistant:
             self.log.record(exchange_id, route.target, route.reason, route.score)
             yield Started(person, session, exchange_id, route, recollection, guess)
             question = Question(exchange_id, person.name, text, recollection.history, recollection.memories, options,
-                                tuple(context))
+                                tuple(t["text"] for t in context))
             model = route.model if options.tuned else self.router.models.untuned(route.model)
             yield from reply.collect(self._reply(model, question))
         except BaseException as error:  # includes the consumer closing the stream early
@@ -226,10 +227,12 @@ class Assistant:
         floor = self.settings.identify_recall_confidence
         return guess is None or (floor is not None and guess.confidence >= floor)
 
-    def _context(self, session_id: int) -> list[str]:
-        """The last exchange of the conversation, kept with the new one for its dialogue vector."""
+    def _context(self, session_id: int, person: Profile) -> list[dict]:
+        """The last exchange of the conversation, kept with the new one for its dialogue vector
+        (the person's message tagged as theirs, so deleting them finds it: ``store.context_turns``)."""
         last = self.store.session_exchanges(session_id, last=1, complete_only=True)
-        return [t for e in last for t in (e.user_text, e.reply or "")]
+        return [t for e in last for t in (context_turns.turn(e.user_text, [(person.name, person.id)]),
+                                          context_turns.turn(e.reply or ""))]
 
     def _conversation(self, person: Profile, session_id: int | None) -> Session:
         if session_id is None:

@@ -8,8 +8,10 @@ validation failures into one ``ConfigError`` that names the setting and the vari
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -71,6 +73,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)),
         description="Directory holding the database, indexes and trained encoders.",
+    )
+    copies_dir: Path | None = Field(
+        default=None,
+        description="Directory for files made for download and the web server's copies of them, outside the "
+        "data directory (default: one per data directory in the system's temporary folder).",
     )
     model_path: Path = Field(
         default_factory=bundled_model_path, description="GGUF file of the local chat model."
@@ -223,6 +230,14 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "confidant.db"
+
+    @property
+    def copies_root(self) -> Path:
+        """``copies_dir``, or a folder of the temporary directory named after the data directory."""
+        if self.copies_dir is not None:
+            return self.copies_dir.expanduser()
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"confidant-copies-{digest}"
 
     @property
     def system_prompt(self) -> str:

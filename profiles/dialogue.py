@@ -34,4 +34,6 @@ def dialogue_text(d: Dialogue) -> str:
 
 def dialogue_from(user_text: str, context_json: str | list, reply: str | None) -> Dialogue:
     context = json.loads(context_json) if isinstance(context_json, str) else list(context_json)
-    return Dialogue(query=user_text, context=[str(c) for c in context], reply=reply or "")
+    # a stored turn is its text with who said it (assistant.store.context_turns); the tower reads the text
+    return Dialogue(query=user_text, context=[c["text"] if isinstance(c, dict) else str(c) for c in context],
+                    reply=reply or "")

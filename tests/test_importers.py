@@ -12,6 +12,7 @@ import pytest
 
 from assistant.errors import InputError
 from assistant.people.importers import chatgpt, transcript, whatsapp
+from assistant.store import context_turns
 
 CHATS = Path(__file__).parent / "fixtures" / "chats"
 ROOT = Path(__file__).parent.parent
@@ -268,10 +269,12 @@ def test_cli_imports_a_whatsapp_chat_and_a_broken_file_changes_nothing(tmp_path)
     ).fetchall()
     conn.close()
     tag = ("import", "whatsapp:whatsapp_android_24h", "complete")
+    bob, carol, sam = ("Bob", 1), ("Carol", 2), ("Sam", None)  # "me" is nobody's profile: named only
+    said = lambda *turns: context_turns.encode([context_turns.turn(text, [who]) for who, text in turns])  # noqa: E731
     assert stored == [
-        ("Carol", "Me! Which gym?", "I'm in too. The one on Main St?", json.dumps(["Who's in for Saturday?"]), *tag),
-        ("Bob", "Yes, 10:00 there", "👍",
-         json.dumps(["Who's in for Saturday?", "Me! Which gym?", "I'm in too. The one on Main St?"]), *tag),
+        ("Carol", "Me! Which gym?", "I'm in too. The one on Main St?", said((bob, "Who's in for Saturday?")), *tag),
+        ("Bob", "Yes, 10:00 there", "👍", said((bob, "Who's in for Saturday?"), (carol, "Me! Which gym?"),
+                                                (sam, "I'm in too. The one on Main St?")), *tag),
         ("Carol", "Look at this route", "Wow, what grade is that?", json.dumps([]), *tag),
     ]
     assert len(before["sessions"]) == 3 and len(before["vectors"]) == 3

@@ -17,6 +17,7 @@ from assistant.memory.memory import Memory
 from assistant.people.portable import FORMAT, export_profile, import_profile, write_export
 from assistant.memory.recall import recall_memories
 from assistant.settings import load_settings
+from assistant.store import context_turns
 from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 
@@ -87,7 +88,8 @@ def test_round_trip_into_a_fresh_data_dir_keeps_texts_dates_and_is_recalled(alic
                                          for e in memory.store.session_exchanges(s.id, complete_only=True)]) for s in sessions]
 
     assert conversations(target, person.id) == conversations(alice, source_person.id)
-    assert conversations(target, person.id)[0][2][1][7] == json.dumps(["How deep should I plant tulip bulbs?", "About three times their height."])
+    assert context_turns.texts(conversations(target, person.id)[0][2][1][7]) == [
+        "How deep should I plant tulip bulbs?", "About three times their height."]
     assert target.index.ids() == set(target.store.memory_ids(person.id))
     memories, _ = recall_memories(target, person, "Which train goes to Lyon tomorrow morning?", [], target.settings)
     assert memories and memories[0].exchange.reply == "The 7:04 from Gare de Lyon."
@@ -170,7 +172,7 @@ def test_forget_a_date_range_erases_exactly_those_exchanges_for_good(alice):
     later = store.new_session(person.id)  # opened by a message that will be forgotten
     secret = say(alice, later, "My locker code is QUARTZ-5521", "Noted, QUARTZ-5521.", "2024-02-20T10:00:00+00:00")
     kept = say(alice, later, "Thanks, what about the gym?", "It opens at six.", "2024-04-02T07:00:00+00:00")
-    assert json.loads(store.exchange(kept).context) == ["My locker code is QUARTZ-5521", "Noted, QUARTZ-5521."]
+    assert context_turns.texts(store.exchange(kept).context) == ["My locker code is QUARTZ-5521", "Noted, QUARTZ-5521."]
     alone = store.new_session(person.id)
     lonely = say(alice, alone, "Remind me: Grandma's birthday is ORCHID-0312", "I will.", "2024-03-15T10:00:00+00:00")
     trip_train = store.rows("SELECT id FROM exchanges WHERE user_text LIKE 'Which train%'")[0]["id"]
@@ -191,7 +193,7 @@ def test_forget_a_date_range_erases_exactly_those_exchanges_for_good(alice):
     # The lonely conversation was emptied and deleted; the other two lost the message their title quoted.
     titles = sorted(s.title for s in store.sessions(person.id))
     assert titles == ["How deep should I plant tulip bulbs?", "Thanks, what about the gym?", "never answered"]
-    assert json.loads(store.exchange(kept).context) == []
+    assert context_turns.texts(store.exchange(kept).context) == []
     ids, prototypes, _ = alice.vectors.prototypes()
     mine = alice.vectors.load(person.id).dialogue.mean(axis=0)
     assert np.allclose(prototypes[list(ids).index(person.id)], mine / np.linalg.norm(mine), atol=1e-5)

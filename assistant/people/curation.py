@@ -27,7 +27,6 @@ encoders, the index) and ``memory`` itself, used for its prototypes and settings
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 from assistant.errors import InputError, NotFoundError
 from assistant.people.forgetting import forget_exchanges
 from assistant.inputs import clean_message
-from assistant.store import people as records
+from assistant.store import context_turns, people as records
 from assistant.store.store import Exchange, Profile, Store
 from assistant.training.adapter import forget_trained_on
 from profiles.dialogue import dialogue_from
@@ -153,9 +152,10 @@ def edit(store: Store, vectors, encoders, index, memory, exchange_id: int, user_
 
 def _requoted(later: Exchange, old: Exchange, user_text: str, reply: str) -> str | None:
     """``later``'s context with ``old``'s turns replaced by the new text (None if it did not quote them)."""
-    turns = json.loads(later.context)
-    new = [user_text if t == old.user_text else reply if t == old.reply else t for t in turns]
-    return json.dumps(new) if new != turns else None
+    turns = context_turns.decode(later.context)
+    new = [dict(t, text=user_text) if t["text"] == old.user_text else dict(t, text=reply) if t["text"] == old.reply
+           else t for t in turns]
+    return context_turns.encode(new) if new != turns else None
 
 
 def delete(store: Store, vectors, encoders, index, memory, exchange_id: int, owner: int) -> int:
@@ -163,12 +163,24 @@ def delete(store: Store, vectors, encoders, index, memory, exchange_id: int, own
     return forget_exchanges(store, vectors, encoders, index, memory, store.profile(owner), [exchange.id])
 
 
+def _credited(store: Store, moving: Profile, keeping: Profile) -> dict[int, str]:
+    """Contexts quoting ``moving`` with those lines credited to ``keeping`` (the same person)."""
+    changed = {}
+    for e in records.quoting(store):
+        turns = context_turns.decode(e.context)
+        if any(context_turns.said_by(t, moving) for t in turns):
+            changed[e.id] = context_turns.encode(context_turns.moved(turns, moving, keeping))
+    return changed
+
+
 def merge(store: Store, memory, source: str, target: str) -> Profile:
     """Move everything ``source`` said to ``target`` and delete ``source``; returns ``target``."""
     moving, keeping = store.profile(source), store.profile(target)
     if moving.id == keeping.id:
         raise InputError("Choose two different people to merge.")
-    records.merge_people(store, moving, keeping)  # every declared per-person table (store.person_tables)
+    with store.transaction():  # every declared per-person table (store.person_tables), and their lines quoted
+        records.merge_people(store, moving, keeping)
+        records.set_contexts(store, _credited(store, moving, keeping))
     memory.refresh_prototypes([keeping.id])
     forget_trained_on(memory.settings.data_dir, profile_ids=[moving.id, keeping.id])  # it learned who asked what
     return store.profile(keeping.id)

@@ -31,7 +31,7 @@ from pathlib import Path
 from assistant.errors import InputError
 from assistant.files import written_atomically
 from assistant.people.portable_format import FORMAT, VERSION, ParsedExport, load_export, parse_export
-from assistant.store import people as records
+from assistant.store import context_turns, people as records
 from assistant.store.store import Store, _title, now
 from assistant.store.names import clean_name
 from profiles.dialogue import Dialogue
@@ -68,7 +68,7 @@ def export_profile(store: Store, name: str) -> dict:
                 "title": session["title"],
                 "created_at": session["created_at"],
                 "exchanges": [
-                    {"user_text": e.user_text, "reply": e.reply or "", "context": json.loads(e.context),
+                    {"user_text": e.user_text, "reply": e.reply or "", "context": context_turns.texts(e.context),
                      "created_at": e.created_at, "completed_at": e.completed_at, "route": e.route,
                      "model": e.model, "source": e.source}
                     for e in exchanges

@@ -8,9 +8,11 @@ from other apps to ``Memory.ingest``, training the questioner tower to ``Memory.
 teaching the local model to ``training.teach``, corrections of who said something to
 ``identification``, and the figures the charts draw to the store. Deleting, editing,
 forgetting and merging also delete a tuned adapter that learned from what they change
-(``training.adapter``). ``memory`` (the embedder and the index) is made on first use, so
-commands that only touch profiles stay light; each job is handed only the memory's parts it uses
-(``Memory.parts()``). Errors are the engine's own (``assistant.errors``).
+(``training.adapter``) and every file made from the person's data outside the data directory
+(``copies``: downloads and the web server's copies of them). ``memory`` (the embedder and the
+index) is made on first use, so commands that only touch profiles stay light; each job is handed
+only the memory's parts it uses (``Memory.parts()``). Errors are the engine's own
+(``assistant.errors``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.people import archive, curation, forgetting, identification, portable
+from assistant.people.copies import Copies
 from assistant.people.curation import Found, PersonStats, Topic  # noqa: F401 (what app/ shows)
 from assistant.settings import Settings
 from assistant.store import people as records
@@ -30,6 +33,7 @@ class People:
     def __init__(self, settings: Settings, store: Store, memory=None):
         self.settings, self.store, self._memory = settings, store, memory
         self.vectors = VectorStore(store)
+        self.copies = Copies(settings.copies_root)  # files made for download from people's data
 
     @classmethod
     def open(cls, settings: Settings) -> "People":
@@ -81,14 +85,20 @@ class People:
         return self.store.count_exchanges(profile_id)
 
     def delete(self, name: str) -> Profile:
-        """The person with everything they said, for good (``Memory.delete_profile``), and a tuned
-        adapter trained on them (it holds their words; the base model answers until retrained)."""
+        """The person with everything they said, for good: first forgotten (which also takes their
+        lines out of everyone else's contexts, ``forgetting``), then deleted (``Memory.delete_profile``),
+        and a tuned adapter trained on them (it holds their words; the base model answers until retrained)."""
+        forgetting.forget(*self._forgetting(), name)
         profile = self.memory.delete_profile(name)
         forget_trained_on(self.settings.data_dir, profile_ids=[profile.id])
+        self.copies.remove_for([profile.id])
         return profile
 
     def merge(self, source: str, target: str) -> Profile:
-        return curation.merge(self.store, self.memory, source, target)
+        moving = self.store.profile(source)
+        kept = curation.merge(self.store, self.memory, source, target)
+        self.copies.credit(moving.id, kept.id)
+        return kept
 
     # Their memories
 
@@ -103,21 +113,29 @@ class People:
         return curation.owned(self.store, exchange_id, owner)
 
     def edit(self, exchange_id: int, user_text: str, reply: str, owner: int):
-        return curation.edit(*self._forgetting(), exchange_id, user_text, reply, owner, self.settings.max_message_chars)
+        edited = curation.edit(*self._forgetting(), exchange_id, user_text, reply, owner, self.settings.max_message_chars)
+        self.copies.remove_for([owner])  # an export or chart made before holds the old words
+        return edited
 
     def delete_memory(self, exchange_id: int, owner: int) -> int:
-        return curation.delete(*self._forgetting(), exchange_id, owner)
+        count = curation.delete(*self._forgetting(), exchange_id, owner)
+        self.copies.remove_for([owner])
+        return count
 
     def matching(self, profile_id: int, before=None, after=None) -> list[int]:
         return forgetting.matching(self.store, profile_id, before, after)
 
     def forget(self, name: str, before=None, after=None) -> int:
-        return forgetting.forget(*self._forgetting(), name, before=before, after=after)
+        count = forgetting.forget(*self._forgetting(), name, before=before, after=after)
+        self.copies.remove_for([self.store.profile(name).id])
+        return count
 
     def delete_conversation(self, session_id: int, owner: Profile) -> int:
         """Forget every exchange of ``owner``'s conversation for good, as forgetting a person does."""
         exchanges = self.store.session_exchanges(session_id)
-        return forgetting.forget_exchanges(*self._forgetting(), owner, [e.id for e in exchanges])
+        count = forgetting.forget_exchanges(*self._forgetting(), owner, [e.id for e in exchanges])
+        self.copies.remove_for([owner.id])
+        return count
 
     # Teaching the local model from what they said (``assistant.training``)
 
@@ -215,6 +233,26 @@ class People:
 
     def encoder_meta(self):
         return self.parts.encoders.meta
+
+    # Files made from their data outside the data directory (``copies``)
+
+    def new_download(self, login: str, people, name: str) -> Path:
+        return self.copies.new_file(login, people, name)
+
+    def download_owner(self, name: str) -> str | None:
+        return self.copies.owner(name)
+
+    def discard_upload(self, path) -> None:
+        self.copies.discard(path)
+
+    def fresh_copies(self) -> Path:
+        """Delete every copy an earlier server left; returns where the web server keeps its own."""
+        self.copies.clear()
+        self.copies.served_dir.mkdir(parents=True, exist_ok=True)
+        return self.copies.served_dir
+
+    def clear_copies(self) -> None:
+        self.copies.clear()
 
     # What the charts draw
 

@@ -8,6 +8,7 @@ version. Append new migrations to ``MIGRATIONS``; never edit a released one.
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import sqlite_utils
@@ -119,8 +120,18 @@ def _m006_edited(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE exchanges ADD COLUMN edited_at TEXT")
 
 
+def _m007_context_speakers(db: sqlite_utils.Database) -> None:
+    """Context turns keep who said them (``store.context_turns``): the bare strings stored so far
+    become turns whose speaker is unknown."""
+    rows = db.execute("SELECT id, context FROM exchanges WHERE context NOT IN ('', '[]')").fetchall()
+    for exchange_id, raw in rows:
+        turns = [t if isinstance(t, dict) else {"text": str(t), "speakers": []} for t in json.loads(raw)]
+        db.execute("UPDATE exchanges SET context = ? WHERE id = ?", (json.dumps(turns), exchange_id))
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _m001_initial, _m002_memory, _m003_state, _m004_cloud, _m005_recall_index, _m006_edited]
+    _m001_initial, _m002_memory, _m003_state, _m004_cloud, _m005_recall_index, _m006_edited,
+    _m007_context_speakers]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

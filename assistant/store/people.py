@@ -8,9 +8,8 @@ they join. Which tables hold a person's data is ``assistant.store.person_tables`
 
 from __future__ import annotations
 
-import json
 
-from assistant.store import person_tables
+from assistant.store import context_turns, person_tables
 from assistant.store.store import Exchange, Store, _title, now
 
 # Figures and search
@@ -92,18 +91,24 @@ def set_contexts(store: Store, contexts: dict[int, str]) -> None:
         db.conn.executemany("UPDATE exchanges SET context = ? WHERE id = ?", [(c, i) for i, c in contexts.items()])
 
 
+def quoting(store: Store) -> list[Exchange]:
+    """Every exchange with context turns or a record of a cloud payload: what may quote someone."""
+    return [Exchange(**r) for r in store.rows(
+        "SELECT * FROM exchanges WHERE context NOT IN ('', '[]') OR cloud_payload IS NOT NULL ORDER BY id")]
+
+
 def in_sessions(store: Store, sessions: list[int]) -> list[Exchange]:
     return [Exchange(**r) for r in store.rows_in("SELECT * FROM exchanges WHERE session_id IN ({ids})", sessions)]
 
 
-def forget_rows(store: Store, profile_id: int, ids: list[int], contexts: dict[int, list[str]],
+def forget_rows(store: Store, profile_id: int, ids: list[int], contexts: dict[int, list[dict]],
                 payloads: list[int], sessions: list[int], texts: set[str]) -> None:
     """Delete the exchanges (and every row referring to them), the forgotten turns from later
     contexts, the cloud records that may quote them, emptied conversations and quoting titles."""
     with store.transaction() as db:
         person_tables.deleting_exchanges(db, ids)
         db.conn.executemany("UPDATE exchanges SET context = ? WHERE id = ?",
-                            [(json.dumps(clean), i) for i, clean in contexts.items()])
+                            [(context_turns.encode(clean), i) for i, clean in contexts.items()])
         db.conn.executemany("UPDATE exchanges SET cloud_payload = NULL WHERE id = ?", [(i,) for i in payloads])
         for session_id in sessions:
             _tidy_session(db, session_id, texts)
@@ -158,7 +163,7 @@ def add_exported_exchange(store: Store, session_id: int, profile_id: int, e) -> 
         return db.execute(
             """INSERT INTO exchanges (session_id, profile_id, user_text, reply, context, status, route,
                model, source, created_at, completed_at) VALUES (?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?)""",
-            (session_id, profile_id, e.user_text, e.reply, json.dumps(e.context), e.route, e.model,
+            (session_id, profile_id, e.user_text, e.reply, context_turns.encode(e.context), e.route, e.model,
              e.source, e.created_at, e.completed_at)).lastrowid
 
 

@@ -33,6 +33,11 @@ PERSON_TABLES: tuple[PersonTable, ...] = (
     PersonTable("vectors", "exchange_id", "exchanges", "follows", exported=False),
 )
 
+# Columns that name people inside their JSON (``store.context_turns``: the speakers of context
+# turns): forgetting and deleting a person take their lines out of them wherever they are,
+# merging credits the lines to the person kept (``people.forgetting``, ``people.curation``).
+QUOTING: tuple[tuple[str, str], ...] = (("exchanges", "context"),)
+
 EXPORTED = tuple(t for t in PERSON_TABLES if t.exported)
 DERIVED = tuple(t for t in PERSON_TABLES if not t.exported and t.on_merge != "move")  # rebuilt from exchanges
 

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from assistant.store.db import connect, transaction
 from assistant.errors import InputError, NotFoundError, StoreError
-from assistant.store import person_tables
+from assistant.store import context_turns, person_tables
 from assistant.store.migrations import migrate
 from assistant.store.names import clean_name
 
@@ -266,7 +266,7 @@ class Store:
     # Exchanges
 
     def add_imported_exchange(
-        self, session_id: int, profile_id: int, user_text: str, reply: str, context: list[str], source: str
+        self, session_id: int, profile_id: int, user_text: str, reply: str, context: list, source: str
     ) -> int:
         """A finished exchange brought in from elsewhere (an import), stored as memory."""
         stamp = now()
@@ -274,7 +274,7 @@ class Store:
             exchange_id = db.execute(
                 """INSERT INTO exchanges (session_id, profile_id, user_text, reply, context, status, route, model,
                    source, created_at, completed_at) VALUES (?, ?, ?, ?, ?, 'complete', 'import', ?, 'import', ?, ?)""",
-                (session_id, profile_id, user_text, reply, json.dumps(context), source, stamp, stamp),
+                (session_id, profile_id, user_text, reply, context_turns.encode(context), source, stamp, stamp),
             ).lastrowid
             db.execute("UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
                        (stamp, _title(user_text), session_id))

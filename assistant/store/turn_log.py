@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+from assistant.store import context_turns
 from assistant.store.route_log import RouteLog
 from assistant.store.store import Exchange, GenerationStats, _title, now
 
@@ -22,14 +23,14 @@ from assistant.store.store import Exchange, GenerationStats, _title, now
 class TurnLog(RouteLog):
     """Every write of a chat turn's row: these, and the route's (``RouteLog``)."""
 
-    def begin_exchange(self, session_id: int, profile_id: int, user_text: str, context: list[str] = ()) -> int:
+    def begin_exchange(self, session_id: int, profile_id: int, user_text: str, context: list = ()) -> int:
         """Commit the user's message (status ``pending``) and return the exchange id."""
         stamp = now()
         with self.store.transaction() as db:
             exchange_id = db.execute(
                 """INSERT INTO exchanges (session_id, profile_id, user_text, context, status, created_at)
                    VALUES (?, ?, ?, ?, 'pending', ?)""",
-                (session_id, profile_id, user_text, json.dumps(list(context)), stamp),
+                (session_id, profile_id, user_text, context_turns.encode(context), stamp),
             ).lastrowid
             db.execute(
                 "UPDATE sessions SET updated_at = ?, title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from assistant.store import context_turns
 from assistant.store.store import Store
 from assistant.store.training_data import learnable_rows
 
@@ -83,7 +84,7 @@ def _kind(row: dict) -> str:
 def _context(row: dict) -> tuple[Turn, ...]:
     """A chat exchange's context is the conversation's previous exchange (its asker, then the
     assistant); an import keeps only the earlier turns' text, so their speakers are unknown."""
-    texts = json.loads(row["context"] or "[]")
+    texts = context_turns.texts(row["context"])
     if row["source"] == "chat" and len(texts) == 2:
         return (Turn(row["name"], texts[0]), Turn(RESPONDER, texts[1]))
     return tuple(Turn(None, t) for t in texts)
@@ -110,7 +111,7 @@ def source_counts(store: Store) -> dict[str, dict[str, int]]:
 
 def live_prompt(exchange, asker: str) -> str:
     """The tagged prompt for a live turn (see the module contract)."""
-    return turn_prompt(json.loads(exchange.context or "[]"), asker, exchange.user_text, exchange.source)
+    return turn_prompt(context_turns.texts(exchange.context), asker, exchange.user_text, exchange.source)
 
 
 def turn_prompt(context, asker: str, message: str, source: str = "chat") -> str:

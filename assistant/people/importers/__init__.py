@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import InputError
+from assistant.store import context_turns
 from assistant.store.store import Store
 
 CONTEXT_TURNS = 4
@@ -30,6 +31,7 @@ class ImportedExchange:
     query: str
     reply: str
     context: list[str] = field(default_factory=list)  # earlier turns' text, oldest first
+    context_speakers: list[tuple[str, ...]] = field(default_factory=list)  # who said each (empty: unknown)
 
 
 @dataclass
@@ -61,16 +63,31 @@ def store_batch(store: Store, batch: ImportBatch) -> list[int]:
     """
     ids = []
     profiles = {name: store.get_or_add_profile(name).id for name in batch.people}
+    speakers: dict[str, tuple[str, int | None]] = {}  # a context speaker's name -> (name, profile id)
     for conversation in batch.conversations:
         profile_id = profiles[conversation.person]
         session = store.new_session(profile_id)
         for exchange in conversation.exchanges:
             ids.append(
                 store.add_imported_exchange(
-                    session.id, profile_id, exchange.query, exchange.reply, exchange.context, batch.source
+                    session.id, profile_id, exchange.query, exchange.reply, _turns(store, exchange, speakers), batch.source
                 )
             )
     return ids
+
+
+def _turns(store: Store, exchange: ImportedExchange, known: dict) -> list[dict]:
+    """The exchange's context turns with their speakers, tied to the people of those names."""
+    said = list(exchange.context_speakers) + [()] * (len(exchange.context) - len(exchange.context_speakers))
+    return [context_turns.turn(text, [_speaker(store, name, known) for name in names])
+            for text, names in zip(exchange.context, said)]
+
+
+def _speaker(store: Store, name: str, known: dict) -> tuple[str, int | None]:
+    if name not in known:
+        person = store.find_profile(name)
+        known[name] = (person.name, person.id) if person else (name, None)
+    return known[name]
 
 
 def clean_speaker(name: str) -> str:
@@ -117,9 +134,10 @@ def conversations_from(turns: list[tuple[str, str]], responder: str, key: str) -
         (asker, query), (speaker, reply) = merged[i - 1], merged[i]
         if name_key(speaker) != wanted or name_key(asker) == wanted:
             continue
-        context = [text for _, text in merged[max(0, i - 1 - CONTEXT_TURNS) : i - 1]]
+        earlier = merged[max(0, i - 1 - CONTEXT_TURNS) : i - 1]
         person = people.setdefault(name_key(asker), ImportedConversation(clean_speaker(asker), key))
-        person.exchanges.append(ImportedExchange(query, reply, context))
+        person.exchanges.append(ImportedExchange(query, reply, [text for _, text in earlier],
+                                                 [(clean_speaker(who),) for who, _ in earlier]))
     return list(people.values())
 
 

@@ -27,6 +27,13 @@ def display_name(speaker_id: str) -> str:
     return " ".join(part.capitalize() for part in speaker_id.split("_"))
 
 
+def _speakers(field) -> tuple[str, ...]:
+    """Who said a context turn: ``"a@b"`` is a line said by a and b together; none if not given."""
+    if not isinstance(field, str):
+        return ()
+    return tuple(display_name(speaker_key(part)) for part in field.split("@") if part.strip())
+
+
 def read_records(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     """(line number, record or None, problem) for every non-blank line."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -73,8 +80,10 @@ def parse(path: Path, responder: str) -> ImportBatch:
         person = display_name(speaker_key(record["querier"]))
         key = (person, str(record.get("scene_id") or f"line-{number}"))
         conversation = conversations.setdefault(key, ImportedConversation(person, key[1]))
-        context = [turn["text"].strip() for turn in record.get("context", []) if turn["text"].strip()]
-        conversation.exchanges.append(ImportedExchange(record["query"].strip(), record["response"].strip(), context))
+        turns = [turn for turn in record.get("context", []) if turn["text"].strip()]
+        conversation.exchanges.append(ImportedExchange(
+            record["query"].strip(), record["response"].strip(), [turn["text"].strip() for turn in turns],
+            [_speakers(turn.get("speaker")) for turn in turns]))
     if not conversations:
         found = ", ".join(sorted(responders)) or "none"
         raise InputError(f"no exchanges answered by {responder!r} in {path} (responders found: {found})")
