@@ -5,8 +5,9 @@ yields their text unchanged while the reply is short of the limit. In the last `
 tokens it stops right after the first sentence end it sees (". ", "! ", "? ", "…", a closing quote
 after one), so a reply that would have been cut ends on a whole sentence instead. If the model
 still stops for length (no sentence ended in the headroom), a visible ``CUT_MARK`` ("…") is added
-to the last chunk, so the reader sees the reply was cut. Chunks stream one behind the model (the
-last one is held until it is known whether the mark belongs on it), and there are as many chunks
+to the last chunk, so the reader sees the reply was cut. Chunks pass straight through until the
+headroom; inside it they stream one behind the model (a chunk is held until it is known whether
+the mark belongs on it), so the time to the first text is the model's. There are as many chunks
 as the model's, which is how the API tells ``finish_reason: "length"`` from ``"stop"``.
 """
 
@@ -39,7 +40,12 @@ def end_at_sentence(chunks: Iterable[dict], max_tokens: int) -> Iterator[str]:
                 return
             if pending:
                 yield pending
-            pending, tail = text, (tail + text)[-8:]  # the tail shows the letter before a lone "."
+                pending = ""
+            if count < soft_limit:  # far from the limit: no mark can belong on this chunk
+                yield text
+            else:
+                pending = text
+            tail = (tail + text)[-8:]  # the tail shows the letter before a lone "."
         if choice.get("finish_reason") == "length":
             yield pending + CUT_MARK
             return
