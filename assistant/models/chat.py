@@ -89,7 +89,7 @@ class OnDevice:
         return self._local().fit(
             prompts.chat_system_message(persona, question.speaker, question.memories, chars),
             prompts.history_messages(question.history),
-            prompts.user_message(question.text),
+            prompts.user_message_recalling(question.text, question.memories, chars),
         )
 
     def answer(self, question: Question) -> Iterator[str]:
