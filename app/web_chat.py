@@ -273,7 +273,7 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
                     guess_text = gr.Markdown(elem_id="cf-guess-text")
                     guess_pick = gr.Radio(show_label=False, choices=[], elem_id="cf-guess-pick")
                 with gr.Row(elem_id="cf-composer", equal_height=True):
-                    message_box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, scale=5,
+                    message_box = gr.Textbox(placeholder="Type a message", show_label=False, scale=5,
                                              min_width=200, max_lines=8, elem_id="cf-message")
                     send_button = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="cf-send")
                 with gr.Row(elem_id="cf-cloud"):
