@@ -53,7 +53,7 @@ def progress_html(status) -> str:
     if status.state in ("cancelled", "failed"):
         return f"<p class='cf-teach-stopped'>⚠️ {html.escape(status.error)}</p>"
     if status.state == "done":
-        return "<p>✅ Done: the tuned model is saved and answers local turns for logins that keep it on.</p>"
+        return "<p><b>Done:</b> the tuned model is saved and answers local turns for logins that keep it on.</p>"
     p = status.progress
     if p is None:
         return f"<progress></progress><p>{html.escape(status.phase)}…</p>"
