@@ -38,7 +38,7 @@ def sources_html(plan) -> str:
         f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{counts[key]}</td>" for key, _ in SOURCES)
         + f"<td>{sum(counts.values())}</td></tr>" for name, counts in sorted(plan.people.items()))
     head = "<tr><th>Person</th>" + "".join(f"<th>{label}</th>" for _, label in SOURCES) + "<th>total</th></tr>"
-    table = f"<table class='cf-teach-table'>{head}{rows}</table>" if rows else "<p>Nothing to learn from yet.</p>"
+    table = f"<table class='cf-teach-table cf-teach-counts'>{head}{rows}</table>" if rows else "<p>Nothing to learn from yet.</p>"
     summary = (f"<p><b>{plural(plan.exchanges, 'exchange')}</b> from <b>{plural(len(plan.people), 'person', 'people')}</b>."
                " The local model's own unedited replies are never learned from.</p>")
     estimate = (f"<p>Estimated training time: <b>about {duration(plan.seconds)}</b> ({plural(plan.steps, 'step')}, "

@@ -60,11 +60,13 @@ def plan(settings: Settings, store, config) -> Plan:
     trained = examples[held:]
     tokens = sum(min(config.max_tokens, math.ceil(len(prompt_of(e) + e.reply) / CHARS_PER_TOKEN)) for e in trained)
     tokens = int(tokens * config.epochs)
+    epoch_steps = max(1, math.ceil(config.epochs * len(trained) / config.batch))
+    steps = config.steps or epoch_steps  # set steps override the epochs (``trainer.TuneConfig``)
+    tokens = int(tokens * steps / epoch_steps)
     rate, source = _rate(settings)
     seconds = tokens / rate
     if config.minutes is not None:
         seconds = min(seconds, config.minutes * 60)
-    steps = config.steps or max(1, math.ceil(config.epochs * len(trained) / config.batch))
     return Plan(counts, len(examples), enough, message, steps, tokens, rate, source, seconds)
 
 
