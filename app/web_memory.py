@@ -110,7 +110,7 @@ def build(shell: Shell, tab: gr.Tab) -> None:
         pending = gr.State(None)  # the action waiting for its confirmation
         with gr.Row(equal_height=True):
             who = gr.Dropdown(label="Whose memories", choices=[], interactive=True, scale=1, elem_id="cf-mem-person")
-            query = gr.Textbox(label="Search by words or meaning", placeholder="e.g. birthday present",
+            query = gr.Textbox(label="Search by words or meaning", placeholder="e.g. birthday",
                                max_lines=1, scale=3, elem_id="cf-mem-query")
             search_button = gr.Button("Search", variant="primary", scale=0, elem_id="cf-mem-search")
         summary = gr.Markdown(elem_id="cf-mem-summary")
