@@ -76,6 +76,7 @@ def household_shots(browser, out: Path, tabs) -> None:
                 page.click("#cf-mem-person input")
                 page.get_by_role("option", name="Maya", exact=True).click()
                 expect(page.locator("#cf-mem-results")).to_contain_text("protein")
+                page.wait_for_timeout(2000)  # the table is re-drawn after its text arrives
                 page.screenshot(path=out / f"memory-{width}.png", full_page=True)
             if "compare" in tabs:
                 compare_shot(page, out / f"compare-{width}.png")
