@@ -221,8 +221,10 @@ def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(train
     store = memory.store
     people = People(settings, store, memory)
     chandler, ross = store.profile("Chandler Bing"), store.profile("Dr Ross Geller")
-    untrained = store.rows("SELECT id FROM exchanges WHERE source = 'chat' AND profile_id = ? LIMIT 1",
-                           (store.profile("Monica Geller").id,))[0]["id"]  # the live turn's, not learned from
+    monica = store.profile("Monica Geller")
+    log = TurnLog(store)  # a local reply of her own, which teaching never learns from
+    untrained = log.begin_exchange(store.new_session(monica.id).id, monica.id, "How are you?")
+    log.complete_exchange(untrained, "I am well.", GenerationStats("local", "smollm2", 1, 1, 1))
     people.edit(untrained, "How are you?", "Fine.", store.profile("Monica Geller").id)
     assert path.read_bytes() == saved  # nothing it learned from changed
     learned = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND source = 'import' LIMIT 2", (chandler.id,))
