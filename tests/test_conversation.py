@@ -120,6 +120,8 @@ def test_recalled_exchanges_reach_the_model_in_the_system_message_not_as_earlier
     assert "- I'm vegetarian, I never eat meat." in system and system.count("Maya") == 1  # the name stated once
     assert prompt.text.count("<|im_start|>user") == 1 and prompt.text.count("<|im_start|>assistant") == 1
     assert first.reply.strip() and first.reply.strip()[:40] not in prompt.text  # the old reply is not shown
+    user = prompt.text.split("<|im_start|>user")[1].split("<|im_end|>")[0]
+    assert "(What I told you before: I'm vegetarian, I never eat meat.)" in user and user.rstrip().endswith(asked)
     assistant.store.close()
 
 
