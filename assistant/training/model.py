@@ -5,6 +5,9 @@ Contract:
   tokenizer, from the file itself: nothing comes from a hub. ``ModelError`` if it cannot.
 - ``add_lora(model, r, alpha, dropout)`` wraps it with a LoRA on q, k, v, o, gate, up, down (the
   paper's targets); only the LoRA weights train.
+- ``reply_scores(model, ids, labels, attention)`` runs the model once and returns the last
+  layer's states at every position with the logits and targets of the reply's tokens only: the
+  vocabulary projection is a fifth of a step, and only the reply's tokens are scored.
 - ``encode(tokenizer, prompt, reply, max_tokens)`` tokenizes prompt + reply as one sequence
   and returns (input ids, labels) with the prompt's labels masked (-100): loss on the reply's
   tokens only. When too long, the prompt is cut from the left (the oldest context goes first)
@@ -40,12 +43,22 @@ def load_base(model_path: Path):
     return model, tokenizer
 
 
-def add_lora(model, r: int = 16, alpha: float = 8.0, dropout: float = 0.05):
+def add_lora(model, r: int = 16, alpha: float = 8.0, dropout: float = 0.0):
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
                         bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+def reply_scores(model, ids, labels, attention):
+    """(states, logits, targets, scored): states (batch, length, hidden); ``scored`` marks the
+    positions whose next token is a reply token, and ``logits``/``targets`` are theirs, in order."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    states = inner.model(input_ids=ids, attention_mask=attention).last_hidden_state
+    targets = labels[:, 1:]
+    scored = targets != IGNORE
+    return states, inner.lm_head(states[:, :-1][scored]), targets[scored], scored
 
 
 def encode(tokenizer, prompt: str, reply: str, max_tokens: int) -> tuple[list[int], list[int]]:

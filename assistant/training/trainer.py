@@ -28,7 +28,7 @@ import numpy as np
 
 from assistant.errors import TrainingCancelled
 from assistant.training.dialogues import Example, prompt_of, reply_text
-from assistant.training.model import IGNORE, add_lora, encode, load_base
+from assistant.training.model import IGNORE, add_lora, encode, load_base, reply_scores
 
 MAX_VALIDATION = 64
 
@@ -37,7 +37,7 @@ MAX_VALIDATION = 64
 class TuneConfig:
     r: int = 16
     alpha: float = 8.0
-    dropout: float = 0.05
+    dropout: float = 0.0  # LoRA dropout drew a mask per layer: a fifth of a step, for less than an epoch
     lr: float = 2e-4
     batch: int = 4
     max_tokens: int = 128
@@ -131,11 +131,11 @@ def token_nlls(model, tokenizer, rows, batch: int = 8) -> np.ndarray:
     with torch.no_grad():
         for start in range(0, len(rows), batch):
             ids, labels, attention = collate(rows[start : start + batch], pad)
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
-            target = labels[:, 1:]
-            nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
-            counted = (target != IGNORE).sum(1).clamp(min=1)
-            out += (nll.sum(1) / counted).tolist()
+            _, logits, targets, scored = reply_scores(model, ids, labels, attention)
+            nll = F.cross_entropy(logits, targets, reduction="none")
+            row = scored.nonzero()[:, 0]
+            sums = torch.zeros(len(ids)).index_add_(0, row, nll)
+            out += (sums / scored.sum(1).clamp(min=1)).tolist()
     return np.array(out)
 
 
@@ -181,7 +181,7 @@ def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> No
     schedule = get_cosine_schedule_with_warmup(optimizer, min(config.warmup, planned // 10), planned)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = np.random.default_rng(config.seed)
-    batches = _batches(len(rows), config.batch, order)
+    batches = _batches([len(ids) for ids, _ in rows], config.batch, order)
     started = time.perf_counter()
     bar = tqdm(total=planned, desc="teaching the local model", unit="step", disable=not progress)
     model.train()
@@ -193,10 +193,11 @@ def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> No
                 break
             chosen = next(batches)
             ids, labels, attention = collate([rows[i] for i in chosen], pad)
-            out = model(input_ids=ids, attention_mask=attention, labels=labels, output_hidden_states=contrast is not None)
-            loss = out.loss
+            states, logits, targets, _ = reply_scores(model, ids, labels, attention)
+            lm_loss = torch.nn.functional.cross_entropy(logits, targets)
+            loss = lm_loss
             if contrast is not None:
-                pooled = QuerierContrast.pool(out.hidden_states[-1], labels != IGNORE)
+                pooled = QuerierContrast.pool(states, labels != IGNORE)
                 picked = [result.train[i] for i in chosen]
                 loss = loss + config.contrast_weight * contrast(pooled, [e.cluster for e in picked], [e.querier for e in picked])
             optimizer.zero_grad()
@@ -204,7 +205,7 @@ def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> No
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
-            result.losses.append(out.loss.item())
+            result.losses.append(lm_loss.item())
             result.steps = step + 1
             result.tokens += int(attention.sum())
             result.seconds = time.perf_counter() - started
@@ -226,8 +227,17 @@ def _progress(result: TuneResult, planned: int, started: float) -> Progress:
     return Progress(result.steps, planned, result.losses[-1], result.tokens_per_s, left)
 
 
-def _batches(n: int, size: int, rng):
+def _batches(lengths: list[int], size: int, rng, pool: int = 16):
+    """Endless batches of row indices: each epoch shuffled, then rows of similar length batched
+    together within runs of ``pool`` batches (less padding: a quarter more tokens/s measured),
+    the batches themselves in random order."""
+    n = len(lengths)
     while True:
         order = rng.permutation(n)
-        for start in range(0, n - size + 1 if n >= size else 1, size):
-            yield [int(i) for i in order[start : start + size]]
+        batches = []
+        for start in range(0, n, size * pool):
+            run = sorted(order[start : start + size * pool], key=lambda i: lengths[i])
+            batches += [run[i : i + size] for i in range(0, len(run), size) if len(run[i : i + size]) == size or n < size]
+        batches = batches or [[]]  # no rows: empty batches, as before
+        for index in rng.permutation(len(batches)):
+            yield [int(i) for i in batches[index]]
