@@ -89,22 +89,25 @@ def copy_store(source: Path, target: Path) -> None:
 class Bench:
     """Everything one responder's evaluation needs: stores per variant and the local model."""
 
-    def __init__(self, settings: Settings, workdir: Path, responder: str, train_path: Path, seed: int, progress: bool):
+    def __init__(self, settings: Settings, workdir: Path, responder: str, train_path: Path, seed: int, progress: bool,
+                 systems: list[str] = SYSTEMS):
         self.settings, self.seed, self.progress = settings, seed, progress
+        # the encoder ablations train only when their system runs; querier_aware's store serves the rest
+        variants = {name: options for name, options in VARIANTS.items() if name == "querier_aware" or name in systems}
         self.persona = persona(responder)
         self.timings = {}
         started = time.perf_counter()
         full = self._memory(workdir / "querier_aware")
         full.ingest(mqd.parse(train_path, responder), progress=progress)
         self.timings["import"] = round(time.perf_counter() - started, 1)
-        for name in [*VARIANTS, "general_only"]:
+        for name in [*variants, "general_only"]:
             if name != "querier_aware":
                 copy_store(workdir / "querier_aware", workdir / name)
-        self.memories = {name: self._memory(workdir / name) for name in [*VARIANTS, "general_only"]}
+        self.memories = {name: self._memory(workdir / name) for name in [*variants, "general_only"]}
         self.parts = {name: memory.parts() for name, memory in self.memories.items()}  # what is read directly
         started = time.perf_counter()
         frozen = self.memories["querier_aware"].frozen_pass(progress)  # the stores are copies: one pass for all
-        for name, options in VARIANTS.items():
+        for name, options in variants.items():
             self.memories[name].train(seed=seed, progress=progress, frozen=frozen, **options)
             if name == "querier_aware":
                 self.timings["train"] = round(time.perf_counter() - started, 1)
@@ -198,7 +201,7 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
     workdir = out / "work"
     shutil.rmtree(workdir, ignore_errors=True)
     try:
-        bench = Bench(settings, workdir, responder, Path(data_dir) / "train.jsonl.gz", seed, progress)
+        bench = Bench(settings, workdir, responder, Path(data_dir) / "train.jsonl.gz", seed, progress, systems)
         tuned = finetune.TunedSystems(bench, systems, tune_config or TuneConfig(threads=settings.n_threads),
                                       workdir, seed, progress)
         answer = {s: (lambda p, s=s: tuned.answer(s, p)) if s in finetune.SYSTEMS else (lambda p, s=s: bench.answer(s, p))
