@@ -14,8 +14,10 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
   base model, ``finetune`` and ``querier_aware_ft``, each with a bootstrap 95% interval),
   ``querier_tag`` (the tuned model's NLL with the true questioner's tag against another
   questioner's of the same responder, paired; ``delta`` = wrong − right, > 0 means the tag
-  helps) and ``shape`` (mean words and the share of the most common reply, per system and for
-  the real replies), and the training figures.
+  helps), ``likelihood_gain_of_querier_aware_ft`` (the base's and ``finetune``'s NLL minus the
+  full method's, paired, > 0 means the full method fits the real reply better) and ``shape``
+  (mean words and the share of the most common reply, per system and for the real replies),
+  and the training figures.
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ class TunedSystems:
                                      "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, self.seed)}
         report["likelihood"] = {s: {"nll": round(float(v.mean()), 4), "ci95": bootstrap_ci(v, self.seed)}
                                 for s, v in likelihood.items()}
+        if "querier_aware_ft" in likelihood:  # paired over test pairs: > 0 means the full method's NLL is lower
+            report["likelihood_gain_of_querier_aware_ft"] = {
+                s: {"delta": round(float((v - likelihood["querier_aware_ft"]).mean()), 4),
+                    "ci95": bootstrap_ci(v - likelihood["querier_aware_ft"], self.seed)}
+                for s, v in likelihood.items() if s != "querier_aware_ft"}
         return report
 
     def _other(self, querier: str, index: int) -> str:
