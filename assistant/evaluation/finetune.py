@@ -6,7 +6,8 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
   querier contrast (the full method). Both train through ``assistant.training`` on what the
   bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
   answer through the bench's own llama.cpp model with ``AdapterSwitch`` (greedy, fixed seed,
-  a mild repetition penalty, one line).
+  a mild repetition penalty, one line that may not end before ``MIN_LENGTH_QUANTILE`` of the
+  responder's train replies' token lengths: a length prior from train data, against collapse).
 - ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
   the trivial baselines every system must beat.
 - ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
@@ -40,6 +41,7 @@ from assistant.training.trainer import TuneConfig, token_nlls, tune
 TRAINED = {"finetune": {"tagged": False, "contrast_weight": 0.0}, "querier_aware_ft": {"tagged": True}}
 TRIVIAL = ["echo_query", "constant_reply"]
 SYSTEMS = [*TRIVIAL, *TRAINED]
+MIN_LENGTH_QUANTILE = 25  # percent of the train replies at most this short: 3 in 4 real replies are longer
 
 
 def prompt_for(pair, querier: str | None) -> str:
@@ -54,6 +56,8 @@ class TunedSystems:
         self.queriers = sorted({e.querier for e in examples})
         self.results, self.adapters, self.timings = {}, {}, {}
         self.switch = AdapterSwitch(bench.local.llm)
+        lengths = [len(bench.local.llm.tokenize(e.reply.encode("utf-8"), add_bos=False)) for e in examples]
+        self.min_tokens = int(np.percentile(lengths, MIN_LENGTH_QUANTILE)) if lengths else 0
         for name, options in TRAINED.items():
             if name not in systems:
                 continue
@@ -78,7 +82,7 @@ class TunedSystems:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
-                                        self.bench.settings.max_tokens, seed=self.seed)
+                                        self.bench.settings.max_tokens, seed=self.seed, min_tokens=self.min_tokens)
         finally:
             self.switch.use(None)  # the other systems answer with the base model
             if lock is not None:
@@ -93,7 +97,7 @@ class TunedSystems:
             return token_nlls(result.model, result.tokenizer, rows)
 
     def report(self, tests, predictions: dict[str, list[str]]) -> dict:
-        report = {"shape": shape(tests, predictions), "tuning": self.timings}
+        report = {"shape": shape(tests, predictions), "tuning": self.timings, "min_reply_tokens": self.min_tokens}
         if not self.results or not tests:
             return report
         truth = [p.querier for p in tests]

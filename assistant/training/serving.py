@@ -8,8 +8,9 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
   ``use(None)`` takes every adapter off, and so does scale 0 in effect: the base model exactly.
   A change of adapter or scale also drops llama-cpp-python's cached prompt, whose keys and
   values were computed by the other weights.
-- ``generate(prompt, ...)`` answers a tagged prompt (``dialogues.render_prompt``) as text, up to
-  the end of the reply's line.
+- ``generate(prompt, ..., min_tokens=0)`` answers a tagged prompt (``dialogues.render_prompt``)
+  as text, up to the end of the reply's line; the line may not end (newline or end of text)
+  before ``min_tokens`` tokens, a length prior against one stock short line.
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
 """
 
@@ -63,10 +64,32 @@ class AdapterSwitch:
         self._loaded.clear()
 
     def generate(self, prompt: str, max_tokens: int = 64, seed: int = 0, temperature: float = 0.0,
-                 repeat_penalty: float = 1.1) -> str:
+                 repeat_penalty: float = 1.1, min_tokens: int = 0) -> str:
+        processors = None
+        if min_tokens > 0:
+            from llama_cpp import LogitsProcessorList
+
+            processors = LogitsProcessorList([self._no_end_before(len(self.llm.tokenize(prompt.encode("utf-8"))), min_tokens)])
         out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                         repeat_penalty=repeat_penalty, stop=["\n"])
+                                         repeat_penalty=repeat_penalty, stop=["\n"], logits_processor=processors)
         return out["choices"][0]["text"].strip()
+
+    def _no_end_before(self, prompt_tokens: int, min_tokens: int):
+        ends = self._line_ends()
+
+        def processor(input_ids, scores):
+            if len(input_ids) - prompt_tokens < min_tokens:
+                scores[ends] = -float("inf")
+            return scores
+
+        return processor
+
+    def _line_ends(self) -> list[int]:
+        """Tokens that end the reply: end of text and every token whose text holds a newline."""
+        if not hasattr(self, "_ends"):
+            text = lambda t: self.llm.detokenize([t])  # noqa: E731
+            self._ends = [t for t in range(self.llm.n_vocab()) if b"\n" in text(t)] + [self.llm.token_eos()]
+        return self._ends
 
 
 def next_token_logits(llm, prompt: str) -> "np.ndarray":
