@@ -15,6 +15,8 @@ Each pair is one Friends test message, answered twice back to back, in alternati
   hands to ``TunedLocal`` (the adapter put on the loaded model for the turn);
 - B, the base model: raw ``Llama.create_completion`` with no adapter, on the very prompt,
   sampling settings and stop strings A handed to llama.cpp (captured).
+- C, the adapter alone: the same raw call with the adapter put on (``AdapterSwitch``), so that
+  ``adapter_only`` (C/B) separates llama.cpp's cost of the adapter from the pipeline's (A/C).
 KV caches are reset before each run. ``ttft_ratio`` and ``decode_ratio`` are medians of the
 per-pair ratios A/B; the targets are issue 15's: within 10% of the base model.
 """
@@ -24,6 +26,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from assistant.training.adapter import adapter_path
+from assistant.training.serving import AdapterSwitch
 from bench import common, friends
 from bench.turn import RESPONDER, captured_exchange, forget, prepare, summarise, timed_stream
 
@@ -56,6 +60,14 @@ def raw_run(call, captured: dict):
     return timed_stream(c["choices"][0]["text"] for c in chunks if c["choices"][0]["text"])
 
 
+def adapter_run(call, captured: dict, switch, path):
+    switch.use(path, 1.0)
+    try:
+        return raw_run(call, captured)
+    finally:
+        switch.use(None)
+
+
 def preview(assistant, person: int, message: str, captured: dict, llm) -> dict:
     """The call the tuned turn will make for ``message``: a throwaway turn stopped at llama.cpp."""
     real = llm.create_completion
@@ -77,7 +89,8 @@ def run(pairs: int, max_tokens: int, exchanges: int, tune_steps: int, warmup: in
         messages = [r["query"] for r in friends.rows("test") if r["responder"] == RESPONDER]
         llm = assistant.local.llm
         captured, base = capture(llm)
-        rows, models = [], set()
+        switch, path = AdapterSwitch(llm), adapter_path(assistant.settings.data_dir)
+        rows, models, alone = [], set(), []
         for i in range(warmup + pairs):
             person, message = people[i % len(people)], messages[i % len(messages)]
             if i % 2 == 0:
@@ -93,13 +106,18 @@ def run(pairs: int, max_tokens: int, exchanges: int, tune_steps: int, warmup: in
                 llm.reset()
                 a, model = tuned_run(assistant, person, message)
             models.add(model)
+            llm.reset()
+            c = adapter_run(base, call, switch, path)
             if i >= warmup:
+                alone.append({"a": c, "b": b})
                 rows.append({"a": a, "b": b, "steps": {}, "prompt_tokens": len(llm.tokenize(call["prompt"].encode())),
                              "same_prompt": captured["prompt"] == call["prompt"],
                              "order": "tuned-first" if i % 2 == 0 else "base-first"})
         result = summarise(rows, max_tokens, exchanges)
         result.pop("steps_ms")
         result["answered_by"] = sorted(models)
+        only = summarise([{**r, "steps": {}, "prompt_tokens": 0, "same_prompt": True} for r in alone], max_tokens, exchanges)
+        result["adapter_only"] = {k: only[k] for k in ("ttft_ratio", "decode_ratio", "ttft_ms", "decode_tokens_per_s")}
         result["adapter"] = {k: info.get(k) for k in ("steps", "tokens_per_s", "settings") if k in info}
         result["targets"] = {"ttft_ratio_max": TTFT_MAX, "decode_ratio_min": DECODE_MIN,
                              "met": bool(result["ttft_ratio"] <= TTFT_MAX and result["decode_ratio"] >= DECODE_MIN)}
