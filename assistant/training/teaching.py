@@ -7,7 +7,7 @@ Contract:
   estimate of the training time: the dialogues' tokens (about ``CHARS_PER_TOKEN`` characters a
   token, each cut at ``config.max_tokens``) over a tokens/s figure. That figure is the one the
   adapter in the data dir measured on this device when there is one, else ``PRIOR_TOKENS_PER_S``
-  (issue 15's trial on 2 cores); ``rate_source`` says which.
+  (what the benchmark measured on 2 cores); ``rate_source`` says which.
 - ``Teaching.of(settings)`` is the one run of a data dir (one per process): ``start(store, ...)``
   begins ``teach.teach`` in a daemon thread and returns at once; a second start while one runs is a
   ``TrainingError`` saying one is running. ``status()`` is a snapshot (``Status``): the phase,
@@ -29,7 +29,7 @@ from assistant.training import adapter
 from assistant.training.dialogues import learnable, prompt_of, source_counts
 
 CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer on English chat text, roughly; only for the estimate
-PRIOR_TOKENS_PER_S = 290.0  # issue 15's trial: LoRA on SmolLM2-135M, 2 cores, before this device has measured its own
+PRIOR_TOKENS_PER_S = 240.0  # eval personalization on 2 cores (docs/tuning.md), before this device has measured its own
 SAMPLES = 3  # example replies before and after, on held-out exchanges
 _RUNS: dict[str, "Teaching"] = {}  # one run per data dir, shared by every login of this process
 _RUNS_LOCK = threading.Lock()
@@ -77,7 +77,7 @@ def _rate(settings: Settings) -> tuple[float, str]:
         info = None
     if info and info.get("tokens_per_s"):
         return float(info["tokens_per_s"]), f"measured by the last training on this device ({info['created_at'][:10]})"
-    return PRIOR_TOKENS_PER_S, "issue 15's trial on 2 cores (this device has not trained yet)"
+    return PRIOR_TOKENS_PER_S, "the benchmark measured on 2 cores (this device has not trained yet)"
 
 
 @dataclass(frozen=True)
