@@ -66,8 +66,10 @@ def markdown(rows: list[dict], totals: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def summarise_files(doc: str, row, summary, markdown) -> None:
+    """The command line of a summary: ``row`` per results file, ``summary`` over them, both printed
+    (``markdown(rows, totals)``) and written to ``--out`` as JSON."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -78,6 +80,9 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps({"responders": rows, "summary": totals}, indent=2))
 
+
+def main() -> None:
+    summarise_files(__doc__, row, summary, markdown)
 
 if __name__ == "__main__":
     main()

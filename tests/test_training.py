@@ -132,6 +132,18 @@ def test_adapter_changes_llama_cpp_like_torch_and_scale_zero_is_base(trained, ll
     assert np.array_equal(zero, base) and np.array_equal(next_token_logits(llm, prompt), base)
 
 
+def test_the_length_prior_keeps_the_line_going_until_its_minimum(trained, llm):
+    settings, memory, result, path = trained
+    switch = AdapterSwitch(llm)
+    prompt = render_prompt([], "Monica Geller", "Do you smell beets?")
+    free = switch.generate(prompt, max_tokens=48)
+    held = switch.generate(prompt, max_tokens=48, min_tokens=16)
+    assert "\n" not in held and len(llm.tokenize(held.encode(), add_bos=False)) >= 15  # the strip may take a space
+    assert len(held) > len(free)  # the base model's own line ends sooner
+    ends = switch._line_ends()
+    assert llm.token_eos() in ends and all(b"\n" in llm.detokenize([t]) for t in ends if t != llm.token_eos())
+
+
 def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
     settings, _, _, path = trained
     other = tmp_path / "other.gguf"
