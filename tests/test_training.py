@@ -137,9 +137,10 @@ def test_the_length_prior_keeps_the_line_going_until_its_minimum(trained, llm):
     switch = AdapterSwitch(llm)
     prompt = render_prompt([], "Monica Geller", "Do you smell beets?")
     free = switch.generate(prompt, max_tokens=48)
-    held = switch.generate(prompt, max_tokens=48, min_tokens=16)
-    assert "\n" not in held and len(llm.tokenize(held.encode(), add_bos=False)) >= 15  # the strip may take a space
-    assert len(held) > len(free)  # the base model's own line ends sooner
+    held = switch.generate(prompt, max_tokens=48, min_tokens=30)
+    tokens = lambda text: len(llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
+    assert tokens(free) < 29  # the base model's own line ends sooner...
+    assert "\n" not in held and tokens(held) >= 29  # ...the held one goes on (the strip may take a space)
     ends = switch._line_ends()
     assert llm.token_eos() in ends and all(b"\n" in llm.detokenize([t]) for t in ends if t != llm.token_eos())
 
