@@ -29,6 +29,7 @@ class AdapterSwitch:
         self.llm = llm
         self._loaded: dict[str, object] = {}
         self._current: tuple[str | None, float] = (None, 0.0)
+        self._ends: list[int] | None = None  # the line-ending tokens, listed on first use
 
     def load(self, path: Path):
         key = str(Path(path).resolve())
@@ -86,7 +87,7 @@ class AdapterSwitch:
 
     def _line_ends(self) -> list[int]:
         """Tokens that end the reply: end of text and every token whose text holds a newline."""
-        if not hasattr(self, "_ends"):
+        if self._ends is None:
             text = lambda t: self.llm.detokenize([t])  # noqa: E731
             self._ends = [t for t in range(self.llm.n_vocab()) if b"\n" in text(t)] + [self.llm.token_eos()]
         return self._ends
