@@ -50,19 +50,24 @@ def build(shell: Shell, tab: gr.Tab, app: gr.Blocks) -> None:
         return gr.update(visible=False), history(session_id), session_id, gr.update(
             choices=conversation_choices(profile.id), value=session_id)
 
-    def on_load(request: gr.Request):
-        """A neutral start: nobody chosen, no conversation shown, unless the login says who it is."""
+    def start_person(request):
+        """A neutral start: nobody chosen (or "new person" when there is nobody), unless the login says who it is."""
         ids = [i for _, i in shell.choices(request)]
-        person = shell.own_person(request) or (None if ids else NEW_PERSON)
+        return shell.own_person(request) or (None if ids else NEW_PERSON)
+
+    def on_load(request: gr.Request):
+        """The page opens on the neutral start, with no conversation shown."""
+        person = start_person(request)
         mode_value = shell.cloud_modes.get(shell.login_key(request), default_mode)
         return (gr.update(choices=people_choices(request), value=person), *open_person(person, request),
                 gr.update(value=mode_value))
 
     def on_show(person, request: gr.Request):
         """Back on the tab: the same person as before if they are still there (the list may have changed)."""
-        ids = [i for _, i in shell.choices(request)]
-        if person not in ids and person != AUTO:
-            person = None if ids else NEW_PERSON
+        # The tab's select can also arrive while the page loads, before on_load's choice reaches the
+        # browser: falling back to the start person (the login's own) keeps the two from racing.
+        if person not in [i for _, i in shell.choices(request)] and person != AUTO:
+            person = start_person(request)
         return gr.update(choices=people_choices(request), value=person), *open_person(person, request)
 
     @guarded(3)
