@@ -249,7 +249,7 @@ class _Checkup:
 
 
 def _leftovers(data_dir: Path) -> list[Path]:
-    """Temporary files and folders of atomic writes (``MemoryIndex.save``, encoder saves)."""
+    """Temporary files and folders of atomic writes (``MemoryIndex.save``, encoder saves, adapters)."""
     if not data_dir.is_dir():
         return []
-    return sorted(p for p in data_dir.iterdir() if p.name.startswith(".encoder.") or p.name.endswith(".tmp"))
+    return sorted(p for p in data_dir.iterdir() if p.name.startswith(".encoder.") or p.name.endswith((".tmp", ".partial")))

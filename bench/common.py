@@ -41,21 +41,9 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def machine() -> dict:
-    import psutil
+    from assistant.machine import describe
 
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "nice": os.nice(0),
-    }
+    return {**describe(), "python": platform.python_version(), "platform": platform.platform(), "nice": os.nice(0)}
 
 
 def versions(*modules: str) -> dict:

@@ -12,11 +12,13 @@ long it trained.
 
 Each pair is one Friends test message, answered twice back to back, in alternating order:
 - A, the pipeline with the tuned model: ``Assistant.turn(message, person)``, which ``Models``
-  hands to ``TunedLocal`` (the adapter put on the loaded model for the turn);
+  hands to ``TunedLocal`` (the adapter merged into a copy of the base model, a second model);
 - B, the base model: raw ``Llama.create_completion`` with no adapter, on the very prompt,
   sampling settings and stop strings A handed to llama.cpp (captured).
-- C, the adapter alone: the same raw call with the adapter put on (``AdapterSwitch``), so that
-  ``adapter_only`` (C/B) separates llama.cpp's cost of the adapter from the pipeline's (A/C).
+- C, the run-time adapter: the same raw call on the base model with the adapter put on
+  (``AdapterSwitch``, what a tuned turn falls back to without a merged model): ``adapter_only`` (C/B).
+- D, that merged model alone (``training.merge``, Q8_0): the same raw call, no adapter at run
+  time (``merged``, D/B), so A/D is the pipeline's own cost.
 KV caches are reset before each run. ``ttft_ratio`` and ``decode_ratio`` are medians of the
 per-pair ratios A/B; the targets are issue 15's: within 10% of the base model.
 """
@@ -55,7 +57,7 @@ def capture(llm):
 
 
 def raw_run(call, captured: dict):
-    """The base model (no adapter: ``TunedLocal`` takes it off after each turn) on A's call."""
+    """One model's raw streamed completion of A's call (the base model has no adapter on)."""
     chunks = call(captured["prompt"], **captured["kwargs"])
     return timed_stream(c["choices"][0]["text"] for c in chunks if c["choices"][0]["text"])
 
@@ -87,41 +89,57 @@ def run(pairs: int, max_tokens: int, exchanges: int, tune_steps: int, warmup: in
         info = make_adapter(assistant, tune_steps)
         people = [p.id for p in assistant.store.profiles()]
         messages = [r["query"] for r in friends.rows("test") if r["responder"] == RESPONDER]
-        llm = assistant.local.llm
-        captured, base = capture(llm)
+        llm, tuned = assistant.local.llm, assistant.router.models.local().llm  # tuned: the merged model
+        base = llm.create_completion
+        captured, merged = capture(tuned)
         switch, path = AdapterSwitch(llm), adapter_path(assistant.settings.data_dir)
-        rows, models, alone = [], set(), []
+        rows, models, alone, fused = [], set(), [], []
         for i in range(warmup + pairs):
             person, message = people[i % len(people)], messages[i % len(messages)]
             if i % 2 == 0:
-                llm.reset()
+                reset(llm, tuned)
                 a, model = tuned_run(assistant, person, message)
                 call = dict(captured)
-                llm.reset()
+                reset(llm, tuned)
                 b = raw_run(base, call)
             else:  # base first, on the call the tuned turn is about to make
-                call = preview(assistant, person, message, captured, llm)
-                llm.reset()
+                call = preview(assistant, person, message, captured, tuned)
+                reset(llm, tuned)
                 b = raw_run(base, call)
-                llm.reset()
+                reset(llm, tuned)
                 a, model = tuned_run(assistant, person, message)
             models.add(model)
-            llm.reset()
+            reset(llm, tuned)
             c = adapter_run(base, call, switch, path)
+            reset(llm, tuned)
+            d = raw_run(merged, call)
             if i >= warmup:
                 alone.append({"a": c, "b": b})
+                fused.append({"a": d, "b": b})
                 rows.append({"a": a, "b": b, "steps": {}, "prompt_tokens": len(llm.tokenize(call["prompt"].encode())),
                              "same_prompt": captured["prompt"] == call["prompt"],
                              "order": "tuned-first" if i % 2 == 0 else "base-first"})
         result = summarise(rows, max_tokens, exchanges)
         result.pop("steps_ms")
         result["answered_by"] = sorted(models)
-        only = summarise([{**r, "steps": {}, "prompt_tokens": 0, "same_prompt": True} for r in alone], max_tokens, exchanges)
-        result["adapter_only"] = {k: only[k] for k in ("ttft_ratio", "decode_ratio", "ttft_ms", "decode_tokens_per_s")}
+        result["adapter_only"] = ratios(alone, max_tokens, exchanges)
+        result["merged"] = ratios(fused, max_tokens, exchanges)
         result["adapter"] = {k: info.get(k) for k in ("steps", "tokens_per_s", "settings") if k in info}
         result["targets"] = {"ttft_ratio_max": TTFT_MAX, "decode_ratio_min": DECODE_MIN,
                              "met": bool(result["ttft_ratio"] <= TTFT_MAX and result["decode_ratio"] >= DECODE_MIN)}
         return result
+
+
+def reset(*models) -> None:
+    """Empty KV caches: no run reuses another's prompt."""
+    for model in models:
+        model.reset()
+
+
+def ratios(rows: list[dict], max_tokens: int, exchanges: int) -> dict:
+    """The median per-pair ratios of raw calls (``a`` against ``b``) and ``a``'s own figures."""
+    figures = summarise([{**r, "steps": {}, "prompt_tokens": 0, "same_prompt": True} for r in rows], max_tokens, exchanges)
+    return {k: figures[k] for k in ("ttft_ratio", "decode_ratio", "ttft_ms", "decode_tokens_per_s")}
 
 
 def tuned_run(assistant, person: int, message: str):

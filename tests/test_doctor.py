@@ -130,6 +130,7 @@ def leave_temp_files(data_dir):
     (data_dir / ".encoder.k2x9q").mkdir()
     (data_dir / ".encoder.k2x9q" / "head.pt").write_bytes(b"half")
     (data_dir / "memory.faissab12.tmp").write_bytes(b"half")
+    (data_dir / ".tuned-model.gguf.7.8.partial").write_bytes(b"half")  # a merge cut short
 
 
 def make_vectors_stale(data_dir):
@@ -151,7 +152,7 @@ def encoder_set_aside(data_dir):
 
 
 def temp_files_gone(data_dir):
-    assert not list(data_dir.glob(".encoder.*")) and not list(data_dir.glob("*.tmp"))
+    assert not list(data_dir.glob(".encoder.*")) and not list(data_dir.glob("*.tmp")) and not list(data_dir.glob(".*.partial"))
 
 
 DAMAGE = [
@@ -162,7 +163,8 @@ DAMAGE = [
     (leave_pending, "pending exchanges: 1 never finished (ids 11)", pending_became_failed),
     (delete_vectors_row, "exchange vectors: 1 complete exchange has none", vectors_are_back),
     (corrupt_meta, "encoder: ", encoder_set_aside),
-    (leave_temp_files, "leftover files: 2 left by interrupted writes: .encoder.k2x9q, memory.faissab12.tmp",
+    (leave_temp_files, "leftover files: 3 left by interrupted writes: .encoder.k2x9q, .tuned-model.gguf.7.8.partial, "
+     "memory.faissab12.tmp",
      temp_files_gone),
     (make_vectors_stale, "dialogue vectors: made by questioner:2024-01-01", None),
 ]

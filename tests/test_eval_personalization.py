@@ -10,7 +10,8 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 CONFIDANT = str(Path(sys.executable).parent / "confidant")
 PROMPTED = ["zero_shot", "fewshot_generic", "retrieval_querier", "querier_aware", "no_clusters", "no_augmentation", "general_only"]
-TUNED = ["echo_query", "constant_reply", "finetune", "querier_aware_ft"]
+TUNED = ["echo_query", "constant_reply", "finetune", "tagged_ft", "querier_aware_ft"]
+TRAINED = {"finetune", "tagged_ft", "querier_aware_ft"}
 
 
 def write_slice(source: Path, target: Path, per_querier: int) -> None:
@@ -80,17 +81,19 @@ def test_eval_personalization_tuned_systems_end_to_end(tmp_path):
     assert set(results["paired_delta_vs_ft"]) == systems - {"querier_aware_ft"}
     assert results["examples"][0]["echo_query"] == results["examples"][0]["query"]
     assert len({e["constant_reply"] for e in results["examples"]}) == 1
-    assert set(results["likelihood"]) == {"base", "finetune", "querier_aware_ft"}
+    assert set(results["likelihood"]) == {"base", *TRAINED}
+    assert set(results["likelihood_gain_of_querier_aware_ft"]) == {"base", "finetune", "tagged_ft"}
     for row in results["likelihood"].values():
         assert row["nll"] > 0 and row["ci95"][0] <= row["nll"] <= row["ci95"][1]
-    tag = results["querier_tag"]
-    assert abs(tag["delta"] - (tag["nll_wrong"] - tag["nll_right"])) < 1e-3 and tag["ci95"][0] <= tag["ci95"][1]
+    for tag in results["querier_tag"], results["querier_tag_of_tagged_ft"]:
+        assert abs(tag["delta"] - (tag["nll_wrong"] - tag["nll_right"])) < 1e-3 and tag["ci95"][0] <= tag["ci95"][1]
     assert set(results["shape"]) == systems | {"reference"}
     assert results["shape"]["constant_reply"]["top_reply_share"] == 1.0
     assert all(0 < row["top_reply_share"] <= 1 and row["mean_words"] >= 0 for row in results["shape"].values())
-    assert set(results["tuning"]) == {"finetune", "querier_aware_ft"}
+    assert set(results["tuning"]) == TRAINED
     assert all(row["steps"] == 2 and row["tokens_per_s"] > 0 for row in results["tuning"].values())
     assert set(results["same_query_ft"]) >= {"distinct_reply_rate", "intended_querier_acc", "chance"}
+    assert {"cpu", "cores", "isa"} <= results["machine"].keys()
     assert not (out / "work").exists()  # the adapters went with the temporary stores
 
 

@@ -24,6 +24,7 @@ from assistant.store import people as records
 from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
+from assistant.training.export import read_metadata
 from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
@@ -132,6 +133,38 @@ def test_adapter_changes_llama_cpp_like_torch_and_scale_zero_is_base(trained, ll
     assert np.array_equal(zero, base) and np.array_equal(next_token_logits(llm, prompt), base)
 
 
+def test_the_adapter_merged_into_the_weights_moves_llama_cpp_as_the_adapter_does(trained, llm, tmp_path):
+    from assistant.training.merge import merge_adapter
+
+    settings, memory, result, path = trained
+    merged_path = merge_adapter(settings.model_path, path, tmp_path / "merged.gguf")
+    assert read_metadata(merged_path) == read_metadata(path) and list(tmp_path.iterdir()) == [merged_path]
+    merged = create_llama(model_path=str(merged_path), n_ctx=512, n_threads=1, verbose=False)
+    switch, agree = AdapterSwitch(llm), 0
+    prompts = [prompt_of(e) for e in result.validation[:6]]
+    for prompt in prompts:
+        base = next_token_logits(llm, prompt)
+        switch.use(path, 1.0)
+        tuned = next_token_logits(llm, prompt)
+        switch.use(None)
+        fused = next_token_logits(merged, prompt)
+        assert np.corrcoef(fused - base, tuned - base)[0, 1] > 0.85  # the same change (Q8_0 re-rounds the base)
+        agree += int(fused.argmax() == tuned.argmax())
+    assert agree >= len(prompts) - 1
+
+
+def test_an_adapter_for_another_model_is_not_merged(trained, tmp_path):
+    from assistant.training.export import _write
+    from assistant.training.merge import merge_adapter
+
+    settings, _, _, _ = trained
+    foreign = _write(tmp_path / "foreign.gguf", 8.0, {}, {"blk.99.attn_q.weight.lora_a": np.zeros((2, 4), np.float32),
+                                                        "blk.99.attn_q.weight.lora_b": np.zeros((4, 2), np.float32)})
+    with pytest.raises(AdapterError, match="trained for another model"):
+        merge_adapter(settings.model_path, foreign, tmp_path / "merged.gguf")
+    assert not (tmp_path / "merged.gguf").exists()
+
+
 def test_the_length_prior_keeps_the_line_going_until_its_minimum(trained, llm):
     settings, memory, result, path = trained
     switch = AdapterSwitch(llm)
@@ -214,6 +247,8 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     tuned = [e for e in Assistant(quick, memory.store, local, memory).turn("How are you?", "Monica Geller")
              if isinstance(e, Finished)][0].exchange
     assert tuned.route == "local" and tuned.model.endswith(f"+ tuned ({adapter.load_info(settings.data_dir, settings.model_path)['created_at'][:10]})")
+    merged = adapter.merged_path(settings.data_dir)  # it answered with the adapter merged into a copy of the base
+    assert read_metadata(merged) == read_metadata(path)
     base_settings = quick.model_copy(update={"use_tuned_model": False})
     base = [e for e in Assistant(base_settings, memory.store, local, memory).turn("How are you?", "Monica Geller")
             if isinstance(e, Finished)][0].exchange
@@ -228,9 +263,30 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     assert memory.store.count_exchanges(None) == stored  # Compare's preview stores nothing
 
 
+def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):
+    from assistant.models.local import LocalModel
+    from assistant.models.tuned import TunedLocal
+    from assistant.training import merge
+
+    settings, memory, _, path = trained
+    adapter.merged_path(settings.data_dir).unlink(missing_ok=True)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(merge, "merge_adapter", disk_full)
+    local = LocalModel.shared(settings.model_copy(update={"max_tokens": 8, "temperature": 0.0}))
+    tuned = TunedLocal.open(lambda: local, settings)
+    assert tuned.llm is local.llm and tuned.switch is not None  # slower, not broken
+    assert not adapter.merged_path(settings.data_dir).exists() and not list(settings.data_dir.glob(".*partial"))
+    monkeypatch.undo()
+    tuned.close()
+
+
 def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(trained):
     settings, memory, _, path = trained
     saved = path.read_bytes()
+    merged = adapter.merged_model(settings.data_dir, settings.model_path)
     store = memory.store
     people = People(settings, store, memory)
     chandler, ross = store.profile("Chandler Bing"), store.profile("Dr Ross Geller")
@@ -242,7 +298,7 @@ def test_editing_forgetting_or_merging_what_it_learned_removes_the_adapter(train
     assert path.read_bytes() == saved  # nothing it learned from changed
     learned = store.rows("SELECT id FROM exchanges WHERE profile_id = ? AND source = 'import' LIMIT 2", (chandler.id,))
     people.edit(learned[0]["id"], "What?", "Nothing.", chandler.id)
-    assert not path.exists()
+    assert not path.exists() and not merged.exists()  # the merged model holds the same words
     path.write_bytes(saved)
     people.delete_memory(learned[1]["id"], chandler.id)
     assert not path.exists()
@@ -336,7 +392,7 @@ def test_teaching_in_the_background_is_one_run_at_a_time_and_cancel_keeps_the_ad
 def test_deleting_a_person_removes_the_adapter(trained):
     """Last in the module: it deletes the adapter the other tests use."""
     settings, memory, _, path = trained
-    assert path.is_file()
+    assert path.is_file() and adapter.merged_model(settings.data_dir, settings.model_path).is_file()
     People(settings, memory.store, memory).delete("Monica Geller")
     assert not path.exists()
     assert not list(settings.data_dir.glob("*.gguf")) and not list(settings.data_dir.glob(".*partial"))

@@ -3,7 +3,8 @@
 Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
 - ``finetune``: LoRA on the responder's train dialogues with no querier tag and no contrastive
   term (the paper's fine-tune baseline); ``querier_aware_ft``: the tagged dialogues with the
-  querier contrast (the full method). Both train through ``assistant.training`` on what the
+  querier contrast (the full method); ``tagged_ft``: the tagged dialogues without the contrast
+  (the ablation that isolates the contrastive term). All train through ``assistant.training`` on what the
   bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
   answer through the bench's own llama.cpp model with ``AdapterSwitch`` (greedy, fixed seed,
   a mild repetition penalty, one line that may not end before ``MIN_LENGTH_QUANTILE`` of the
@@ -12,10 +13,10 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
   the trivial baselines every system must beat.
 - ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
 - ``report(tests, predictions)``: ``likelihood`` (mean per-token NLL of the true reply under the
-  base model, ``finetune`` and ``querier_aware_ft``, each with a bootstrap 95% interval),
+  base model and each trained system, each with a bootstrap 95% interval),
   ``querier_tag`` (the tuned model's NLL with the true questioner's tag against another
   questioner's of the same responder, paired; ``delta`` = wrong − right, > 0 means the tag
-  helps), ``likelihood_gain_of_querier_aware_ft`` (the base's and ``finetune``'s NLL minus the
+  helps; ``querier_tag_of_tagged_ft`` the same for the ablation), ``likelihood_gain_of_querier_aware_ft`` (the base's and the other trained systems' NLL minus the
   full method's, paired, > 0 means the full method fits the real reply better) and ``shape``
   (mean words and the share of the most common reply, per system and for the real replies),
   and the training figures.
@@ -38,7 +39,11 @@ from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch
 from assistant.training.trainer import TuneConfig, token_nlls, tune
 
-TRAINED = {"finetune": {"tagged": False, "contrast_weight": 0.0}, "querier_aware_ft": {"tagged": True}}
+TRAINED = {  # what each trained system changes from TuneConfig's defaults (the full method)
+    "finetune": {"tagged": False, "contrast_weight": 0.0},
+    "tagged_ft": {"tagged": True, "contrast_weight": 0.0},  # the ablation without the querier contrast
+    "querier_aware_ft": {"tagged": True},
+}
 TRIVIAL = ["echo_query", "constant_reply"]
 SYSTEMS = [*TRIVIAL, *TRAINED]
 MIN_LENGTH_QUANTILE = 25  # percent of the train replies at most this short: 3 in 4 real replies are longer
@@ -101,25 +106,32 @@ class TunedSystems:
         if not self.results or not tests:
             return report
         truth = [p.querier for p in tests]
+        wrong = [self._other(q, i) for i, q in enumerate(truth)]
         any_result = next(iter(self.results.values()))
-        likelihood = {"base": self._nlls(any_result, tests, truth, adapter=False)}
-        if "finetune" in self.results:
-            likelihood["finetune"] = self._nlls(self.results["finetune"], tests, [None] * len(tests))
-        if "querier_aware_ft" in self.results:
-            tuned = self.results["querier_aware_ft"]
-            likelihood["querier_aware_ft"] = right = self._nlls(tuned, tests, truth)
-            wrong = self._nlls(tuned, tests, [self._other(q, i) for i, q in enumerate(truth)])
-            diff = wrong - right
-            report["querier_tag"] = {"nll_right": round(float(right.mean()), 4), "nll_wrong": round(float(wrong.mean()), 4),
-                                     "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, self.seed)}
+        likelihood, tag_effects = {"base": self._nlls(any_result, tests, truth, adapter=False)}, {}
+        for name, result in self.results.items():
+            tagged = TRAINED[name]["tagged"]
+            likelihood[name] = right = self._nlls(result, tests, truth if tagged else [None] * len(tests))
+            if tagged:
+                tag_effects[name] = self._tag_effect(right, self._nlls(result, tests, wrong))
         report["likelihood"] = {s: {"nll": round(float(v.mean()), 4), "ci95": bootstrap_ci(v, self.seed)}
                                 for s, v in likelihood.items()}
+        if "querier_aware_ft" in tag_effects:
+            report["querier_tag"] = tag_effects["querier_aware_ft"]
+        if "tagged_ft" in tag_effects:  # does the tag help without the contrast?
+            report["querier_tag_of_tagged_ft"] = tag_effects["tagged_ft"]
         if "querier_aware_ft" in likelihood:  # paired over test pairs: > 0 means the full method's NLL is lower
+            head = likelihood["querier_aware_ft"]
             report["likelihood_gain_of_querier_aware_ft"] = {
-                s: {"delta": round(float((v - likelihood["querier_aware_ft"]).mean()), 4),
-                    "ci95": bootstrap_ci(v - likelihood["querier_aware_ft"], self.seed)}
+                s: {"delta": round(float((v - head).mean()), 4), "ci95": bootstrap_ci(v - head, self.seed)}
                 for s, v in likelihood.items() if s != "querier_aware_ft"}
         return report
+
+    def _tag_effect(self, right: np.ndarray, wrong: np.ndarray) -> dict:
+        """The NLL with the true questioner's tag against another's, paired; delta > 0: the tag helps."""
+        diff = wrong - right
+        return {"nll_right": round(float(right.mean()), 4), "nll_wrong": round(float(wrong.mean()), 4),
+                "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, self.seed)}
 
     def _other(self, querier: str, index: int) -> str:
         others = [q for q in self.queriers if q != querier] or [querier]

@@ -5,7 +5,8 @@ Contract: ``run(data_dir, responder, ...)`` imports the responder's train pairs 
 temporary stores, trains the questioner encoder (and its ablations), then answers up to
 ``limit`` test pairs (stratified by questioner, deterministic with ``seed``) with the local
 model for every system (``systems`` picks some), and returns (and writes) ``results.json`` with
-ROUGE-L, BLEU, paired bootstrap deltas, speaker identification and same-query personalization.
+ROUGE-L, BLEU, paired bootstrap deltas, speaker identification and same-query personalization,
+and the machine it ran on (training speed differs about 2x between CPUs).
 The trained systems (``finetune``, ``querier_aware_ft``), the trivial baselines and the honesty
 checks (``likelihood``, ``querier_tag``, ``shape``) are ``evaluation.finetune``'s; with
 ``querier_aware_ft`` run, ``paired_delta_vs_ft`` and ``same_query_ft`` measure it too.
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from assistant import prompts
 from assistant.errors import InputError
 from assistant.evaluation import finetune
+from assistant.machine import describe as describe_machine
 from assistant.evaluation.metrics import balanced_accuracy, bleu, bootstrap_ci, paired_delta, rouge_l
 from assistant.people.importers import mqd
 from assistant.models.local import LocalModel
@@ -231,6 +233,7 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
                if "querier_aware_ft" in systems else {}),
             **tuned.report(tests, predictions),
             "timings_s": bench.timings,
+            "machine": describe_machine(),
             "examples": [
                 {"querier": p.querier, "query": p.query, "reference": p.response, **{s: predictions[s][i] for s in systems}}
                 for i, p in enumerate(tests[:10])

@@ -6,24 +6,30 @@ Contract of ``TunedLocal.open(local, settings)`` (``local`` a getter of the ``Lo
 (or ``settings.use_tuned_model`` is off); an adapter made for another base model is an
 ``AdapterError`` (``training.adapter.load_info``). ``answer(question)`` answers the turn with
 the tagged prompt training used (``training.dialogues.turn_prompt`` from the turn's stored
-context), with the turn's sampling, under the local model's lock, and takes the adapter off
-again afterwards, so every other use of the model gets the base. The llama.cpp model is the
-local model's own (made by ``models.llama_runtime``). ``name`` says on the status line that the
+context), with the turn's sampling, under the local model's lock (one generation at a time on
+the device). It answers with the adapter merged into a copy of the base model
+(``training.adapter.merged_model``, built on first use when training did not), a second
+llama.cpp model that decodes at the base model's speed; if that cannot be built or loaded, with
+the adapter put on the local model's own llama.cpp model for the turn and taken off after, so
+every other use of the model gets the base. Both are made by ``models.llama_runtime``. ``name`` says on the status line that the
 tuned model answered. An adapter deleted since it was opened (privacy) is noticed at the next
 turn (``available``): that turn and later ones use the base; one retrained since is opened afresh.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, Iterator
 
-from assistant.errors import ModelError
+from assistant.errors import AdapterError, ModelError
 from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.training import adapter
 from assistant.training.dialogues import turn_prompt
 from assistant.training.serving import AdapterSwitch
 from assistant.turn_options import Sampling
+
+log = logging.getLogger(__name__)
 
 
 class TunedLocal:
@@ -34,8 +40,8 @@ class TunedLocal:
     def __init__(self, local, settings: Settings, info: dict):
         self.local, self.settings, self.info = local, settings, info
         self.path = adapter.adapter_path(settings.data_dir)
-        self.switch = AdapterSwitch(local.llm)
         self._stamp = self.path.stat().st_mtime_ns
+        self.llm, self.switch = self._model()
         self.name = f"{local.name} + tuned ({info['created_at'][:10]})"
 
     @classmethod
@@ -54,9 +60,25 @@ class TunedLocal:
         except FileNotFoundError:
             return False
 
+    def _model(self):
+        """(the llama.cpp model to answer with, the switch to put the adapter on it or ``None``)."""
+        from assistant.models.llama_runtime import create_llama
+
+        s = self.settings
+        try:
+            merged = adapter.merged_model(s.data_dir, s.model_path)
+            return create_llama(model_path=str(merged), n_ctx=s.n_ctx, n_threads=s.n_threads, n_batch=512,
+                                verbose=False), None
+        except (OSError, ValueError, AdapterError) as error:  # e.g. a full disk: slower, not broken
+            log.warning("answering with the adapter on the base model: no merged model (%s)", error)
+            return self.local.llm, AdapterSwitch(self.local.llm)
+
     def close(self) -> None:
         with self.local._lock:
-            self.switch.close()
+            if self.switch is not None:
+                self.switch.close()
+            else:
+                self.llm.close()
 
     def answer(self, question) -> Iterator[str]:
         s = self.settings
@@ -64,8 +86,9 @@ class TunedLocal:
         prompt = turn_prompt(question.context, question.speaker, question.text)
         with self.local._lock:
             try:
-                self.switch.use(self.path, 1.0)
-                chunks = self.local.llm.create_completion(
+                if self.switch is not None:
+                    self.switch.use(self.path, 1.0)
+                chunks = self.llm.create_completion(
                     prompt, max_tokens=use.max_tokens, temperature=use.temperature, top_p=use.top_p, top_k=s.top_k,
                     repeat_penalty=s.repeat_penalty, presence_penalty=s.presence_penalty,
                     frequency_penalty=s.frequency_penalty, seed=use.seed, stop=["\n", *use.stop], stream=True,
@@ -74,4 +97,5 @@ class TunedLocal:
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the tuned local model failed while generating: {error}") from None
             finally:
-                self.switch.use(None)
+                if self.switch is not None:
+                    self.switch.use(None)

@@ -11,9 +11,13 @@ Contract:
   an adapter made for another base model is an ``AdapterError`` that says so.
 - ``check_file(path, model_path)`` is that check for any adapter file; ``restore(source, data_dir,
   model_path, profile_ids, exchange_ids)`` installs one from an archive with this device's ids.
+- ``merged_model(data_dir, model_path)``: the adapter merged into a copy of the base model
+  (``merged_path``, ``tuned-model.gguf``; ``merge``), what a tuned turn decodes with at the base
+  model's speed. Built when missing or made from another adapter (their metadata differ). It
+  holds what the adapter holds, so every write of a new adapter and every deletion removes it.
 - ``forget_trained_on(data_dir, exchange_ids=(), profile_ids=())``: an adapter trained on any of
-  these exchanges or people holds their words, so it is deleted; returns whether it was. The base
-  model answers until ``confidant tune`` runs again.
+  these exchanges or people holds their words, so it is deleted with its merged model; returns
+  whether it was. The base model answers until ``confidant tune`` runs again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from assistant.errors import AdapterError, TrainingError
 from assistant.training.export import read_metadata, rewrite_metadata, write_adapter
 
 ADAPTER_FILE = "tuned-adapter.gguf"
+MERGED_FILE = "tuned-model.gguf"
 MIN_PEOPLE = 2
 MIN_EXCHANGES = 300
 STALE_MESSAGE = ("The tuned local model had learned from what was just removed, so it was deleted too; "
@@ -35,6 +40,10 @@ STALE_MESSAGE = ("The tuned local model had learned from what was just removed, 
 
 def adapter_path(data_dir: Path) -> Path:
     return Path(data_dir) / ADAPTER_FILE
+
+
+def merged_path(data_dir: Path) -> Path:
+    return Path(data_dir) / MERGED_FILE
 
 
 def require_enough(examples) -> None:
@@ -84,7 +93,22 @@ def metadata(result, model_path: Path) -> dict:
 
 
 def save(result, data_dir: Path, model_path: Path) -> Path:
-    return write_adapter(result.model, adapter_path(data_dir), metadata(result, model_path))
+    path = write_adapter(result.model, adapter_path(data_dir), metadata(result, model_path))
+    merged_path(data_dir).unlink(missing_ok=True)  # the old adapter's words
+    return path
+
+
+def merged_model(data_dir: Path, model_path: Path) -> Path:
+    """The data dir's adapter merged into the base model, (re)built unless it is this adapter's."""
+    from assistant.training.merge import merge_adapter
+
+    path, source = merged_path(data_dir), adapter_path(data_dir)
+    try:
+        if read_metadata(path) == read_metadata(source):
+            return path
+    except (ValueError, OSError):
+        pass  # missing or unreadable: build it
+    return merge_adapter(model_path, source, path)
 
 
 def load_info(data_dir: Path, model_path: Path) -> dict | None:
@@ -115,12 +139,14 @@ def restore(source: Path, data_dir: Path, model_path: Path, profile_ids, exchang
     info = check_file(source, model_path)
     info = {**info, "profile_ids": sorted(set(profile_ids)), "exchange_ids": sorted(set(exchange_ids))}
     rewrite_metadata(source, adapter_path(data_dir), info)
+    merged_path(data_dir).unlink(missing_ok=True)
     return info
 
 
 def forget_trained_on(data_dir: Path, exchange_ids=(), profile_ids=()) -> bool:
-    path = adapter_path(data_dir)
+    path, merged = adapter_path(data_dir), merged_path(data_dir)
     if not path.is_file():
+        merged.unlink(missing_ok=True)  # left without its adapter, it still holds the adapter's words
         return False
     try:
         info = read_metadata(path)
@@ -129,4 +155,5 @@ def forget_trained_on(data_dir: Path, exchange_ids=(), profile_ids=()) -> bool:
         hit = True  # an adapter whose origin cannot be read may hold anyone's words
     if hit:
         path.unlink(missing_ok=True)
+        merged.unlink(missing_ok=True)
     return hit

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,16 +73,28 @@ def rewrite_metadata(source: Path, path: Path, metadata: dict) -> Path:
 def _write(path: Path, alpha: float, metadata: dict, tensors: dict[str, np.ndarray]) -> Path:
     import gguf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        writer = gguf.GGUFWriter(str(partial), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    with gguf_file(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]) as writer:
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
         writer.add_string(METADATA_KEY, json.dumps(metadata))
         for name, array in tensors.items():
             writer.add_tensor(name, array)
+    return path
+
+
+@contextmanager
+def gguf_file(path: Path, architecture: str):
+    """A ``GGUFWriter`` to fill; on leaving, the file is written next to ``path``, synced and
+    renamed over it. An error inside leaves ``path`` as it was and no partial file."""
+    import gguf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")  # one per writer
+    try:
+        writer = gguf.GGUFWriter(str(partial), architecture)
+        yield writer
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -90,7 +104,6 @@ def _write(path: Path, alpha: float, metadata: dict, tensors: dict[str, np.ndarr
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return path
 
 
 def read_metadata(path: Path) -> dict:

@@ -4,7 +4,8 @@ Contract of ``teach(settings, store, seed=0, minutes=None, cancel=None, progress
 reads the learnable exchanges (``dialogues.learnable``), refuses too little data
 (``adapter.require_enough``), trains the querier-aware LoRA (``trainer.tune``) with the
 project's query clusters (the store's ``cluster`` column) and writes the adapter into the data
-dir atomically (``adapter.save``). Returns its metadata, plus (``samples=N``) under ``"samples"``
+dir atomically (``adapter.save``), then merges it into a copy of the base model for serving
+(``adapter.merged_model``; a failure there only makes tuned turns slower). Returns its metadata, plus (``samples=N``) under ``"samples"``
 a few example replies before and after on held-out exchanges (``samples.before_and_after``;
 not stored in the file). ``on_step`` receives the trainer's ``Progress`` after every step. A
 cancelled run (``TrainingCancelled``) leaves the adapter that was there before, or none.
@@ -12,7 +13,7 @@ cancelled run (``TrainingCancelled``) leaves the adapter that was there before, 
 
 from __future__ import annotations
 
-from assistant.errors import TrainingCancelled
+from assistant.errors import AdapterError, TrainingCancelled
 from assistant.settings import Settings
 from assistant.store.store import Store
 from assistant.training import adapter
@@ -31,4 +32,8 @@ def teach(settings: Settings, store: Store, seed: int = 0, minutes: float | None
     if cancel is not None and cancel.is_set():  # cancelled while the examples were made: still nothing written
         raise TrainingCancelled("Training was cancelled; the adapter in use (if any) is unchanged.")
     adapter.save(result, settings.data_dir, settings.model_path)
+    try:
+        adapter.merged_model(settings.data_dir, settings.model_path)  # so the first tuned turn need not build it
+    except (OSError, AdapterError):
+        pass  # the tuned model tries again when it opens, and else puts the adapter on the base model
     return {**adapter.load_info(settings.data_dir, settings.model_path), "samples": shown}
