@@ -4,8 +4,8 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
 - ``finetune``: LoRA on the responder's train dialogues with no querier tag and no contrastive
   term (the paper's fine-tune baseline); ``querier_aware_ft``: the tagged dialogues with the
   querier contrast (the full method); ``tagged_ft``: the tagged dialogues without the contrast
-  (the ablation that isolates the contrastive term). All train through ``assistant.training`` on what the
-  bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
+  (the ablation that isolates the contrastive term). All train through ``assistant.training``
+  on what the bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
   answer through the bench's own llama.cpp model with ``AdapterSwitch`` (greedy, fixed seed,
   a mild repetition penalty, one line that may not end before ``MIN_LENGTH_QUANTILE`` of the
   responder's train replies' token lengths: a length prior from train data, against collapse).
@@ -16,8 +16,9 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
   base model and each trained system, each with a bootstrap 95% interval),
   ``querier_tag`` (the tuned model's NLL with the true questioner's tag against another
   questioner's of the same responder, paired; ``delta`` = wrong − right, > 0 means the tag
-  helps; ``querier_tag_of_tagged_ft`` the same for the ablation), ``likelihood_gain_of_querier_aware_ft`` (the base's and the other trained systems' NLL minus the
-  full method's, paired, > 0 means the full method fits the real reply better) and ``shape``
+  helps; ``querier_tag_of_tagged_ft`` the same for the ablation),
+  ``likelihood_gain_of_querier_aware_ft`` (the base's and the other trained systems' NLL minus
+  the full method's, paired, > 0 means the full method fits the real reply better) and ``shape``
   (mean words and the share of the most common reply, per system and for the real replies),
   and the training figures.
 """

@@ -11,8 +11,8 @@ the device). It answers with the adapter merged into a copy of the base model
 (``training.adapter.merged_model``, built on first use when training did not), a second
 llama.cpp model that decodes at the base model's speed; if that cannot be built or loaded, with
 the adapter put on the local model's own llama.cpp model for the turn and taken off after, so
-every other use of the model gets the base. Both are made by ``models.llama_runtime``. ``name`` says on the status line that the
-tuned model answered. An adapter deleted since it was opened (privacy) is noticed at the next
+every other use of the model gets the base. Both are made by ``models.llama_runtime``.
+``name`` says on the status line that the tuned model answered. An adapter deleted since it was opened (privacy) is noticed at the next
 turn (``available``): that turn and later ones use the base; one retrained since is opened afresh.
 """
 

@@ -5,10 +5,11 @@ reads the learnable exchanges (``dialogues.learnable``), refuses too little data
 (``adapter.require_enough``), trains the querier-aware LoRA (``trainer.tune``) with the
 project's query clusters (the store's ``cluster`` column) and writes the adapter into the data
 dir atomically (``adapter.save``), then merges it into a copy of the base model for serving
-(``adapter.merged_model``; a failure there only makes tuned turns slower). Returns its metadata, plus (``samples=N``) under ``"samples"``
-a few example replies before and after on held-out exchanges (``samples.before_and_after``;
-not stored in the file). ``on_step`` receives the trainer's ``Progress`` after every step. A
-cancelled run (``TrainingCancelled``) leaves the adapter that was there before, or none.
+(``adapter.merged_model``; a failure there only makes tuned turns slower). Returns its
+metadata, plus (``samples=N``) under ``"samples"`` a few example replies before and after on
+held-out exchanges (``samples.before_and_after``; not stored in the file). ``on_step``
+receives the trainer's ``Progress`` after every step. A cancelled run (``TrainingCancelled``)
+leaves the adapter that was there before, or none.
 """
 
 from __future__ import annotations
