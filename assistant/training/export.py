@@ -9,7 +9,8 @@ get the same row permutation llama.cpp's converter gives the base q and k weight
 layout), since transformers undid it when it loaded the GGUF. ``metadata`` (JSON) is stored in
 the file under ``confidant.adapter``. The file is written next to ``path`` and renamed over it,
 so an interruption leaves either the old file or the new one, never half of one.
-``rewrite_metadata(source, path, metadata)`` copies an adapter file with other metadata, the same way.
+``rewrite_metadata(source, path, metadata)`` copies an adapter file with other metadata, the same way;
+``read_adapter(path)`` gives an adapter file's alpha and tensors.
 """
 
 from __future__ import annotations
@@ -62,12 +63,17 @@ def write_adapter(model, path: Path, metadata: dict) -> Path:
 def rewrite_metadata(source: Path, path: Path, metadata: dict) -> Path:
     """The adapter at ``source`` written to ``path`` (atomically) with ``metadata`` in place of its own
     (an adapter restored from an archive gets this device's ids)."""
+    alpha, tensors = read_adapter(source)
+    return _write(Path(path), alpha, metadata, tensors)
+
+
+def read_adapter(path: Path) -> tuple[float, dict[str, np.ndarray]]:
+    """(alpha, ``{tensor name: float32 array}``) of the LoRA adapter file at ``path``."""
     import gguf
 
-    reader = gguf.GGUFReader(str(source))
+    reader = gguf.GGUFReader(str(path))
     alpha = float(reader.get_field(gguf.Keys.Adapter.LORA_ALPHA).contents())
-    tensors = {t.name: np.array(t.data, dtype=np.float32) for t in reader.tensors}
-    return _write(Path(path), alpha, metadata, tensors)
+    return alpha, {t.name: np.array(t.data, dtype=np.float32) for t in reader.tensors}
 
 
 def _write(path: Path, alpha: float, metadata: dict, tensors: dict[str, np.ndarray]) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import AdapterError
-from assistant.training.export import METADATA_KEY, gguf_file
+from assistant.training.export import METADATA_KEY, gguf_file, read_adapter
 
 
 def merge_adapter(base_path: Path, adapter_path: Path, path: Path, weight_type=None) -> Path:
@@ -28,8 +28,7 @@ def merge_adapter(base_path: Path, adapter_path: Path, path: Path, weight_type=N
 
     weight_type = gguf.GGMLQuantizationType.Q8_0 if weight_type is None else weight_type
     base, adapter = gguf.GGUFReader(str(base_path)), gguf.GGUFReader(str(adapter_path))
-    alpha = float(adapter.get_field(gguf.Keys.Adapter.LORA_ALPHA).contents())
-    lora = {t.name: np.array(t.data, dtype=np.float32) for t in adapter.tensors}
+    alpha, lora = read_adapter(adapter_path)
     adapted = {name.removesuffix(".lora_a") for name in lora if name.endswith(".lora_a")}
     missing = adapted - {t.name for t in base.tensors}
     if missing:
