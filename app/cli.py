@@ -275,7 +275,7 @@ def cmd_eval_personalization(args: argparse.Namespace) -> int:
     from assistant.evaluation import personalization
 
     settings = load_settings()
-    config = personalization.TuneConfig(steps=args.tune_steps, minutes=args.tune_minutes, threads=settings.n_threads)
+    config = personalization.TuneConfig.from_settings(settings, steps=args.tune_steps, minutes=args.tune_minutes)
     results = personalization.run(
         Path(args.data), args.responder, args.limit, args.seed, Path(args.out), settings, progress=True,
         systems=args.systems, tune_config=config,

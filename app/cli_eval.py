@@ -1,7 +1,9 @@
-"""``confidant eval conversation``: the scripted household conversation (issue 16).
+"""``confidant eval conversation``: the scripted household conversation (issue 16), and
+``confidant eval contrast-weight``: the querier contrast's weight chosen on a validation split of
+train (issue 15).
 
 Kept apart from ``app.cli`` (which owns the parser) so each file stays short; ``add_commands()``
-registers the subcommand on the ``eval`` parser. ``--set NAME=VALUE`` overrides a setting for
+registers the subcommands on the ``eval`` parser. ``--set NAME=VALUE`` overrides a setting for
 this run only (how decoding variants are compared).
 """
 
@@ -25,6 +27,16 @@ def add_commands(evaluations) -> None:
     talk.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                       help="override a setting for this run, e.g. --set repeat_penalty=1.3")
     talk.set_defaults(handler=cmd_eval_conversation)
+    weight = evaluations.add_parser("contrast-weight", help="the querier contrast's weight, chosen on held-out train dialogues")
+    weight.add_argument("--data", required=True, metavar="DIR", help="a folder with train.jsonl.gz (test is never read)")
+    weight.add_argument("--responder", required=True)
+    weight.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5], metavar="W")
+    weight.add_argument("--validation", type=int, default=300, help="dialogues held out of training (default 300)")
+    weight.add_argument("--tune-steps", type=int, help="training steps per weight (default: one epoch)")
+    weight.add_argument("--tune-minutes", type=float, help="stop each weight's training after this many minutes")
+    weight.add_argument("--seed", type=int, default=0)
+    weight.add_argument("--out", required=True, metavar="DIR")
+    weight.set_defaults(handler=cmd_eval_contrast_weight)
 
 
 def overrides(pairs: list[str]) -> dict:
@@ -56,4 +68,17 @@ def cmd_eval_conversation(args: argparse.Namespace) -> int:
     conversation.write(results, Path(args.out))
     print(conversation.markdown_table(results))
     print(f"wrote {args.out} ({results['n']} replies in {results['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_eval_contrast_weight(args: argparse.Namespace) -> int:
+    from assistant.evaluation import contrast_weight
+
+    settings = load_settings()
+    config = contrast_weight.TuneConfig.from_settings(settings, steps=args.tune_steps, minutes=args.tune_minutes)
+    results = contrast_weight.run(Path(args.data), args.responder, args.weights, Path(args.out), settings, config,
+                                  args.seed, args.validation)
+    print(contrast_weight.markdown_table(results))
+    print(f"chosen: {results['chosen']} (lowest held-out NLL of {results['validation_pairs']} dialogues); "
+          f"wrote {Path(args.out) / 'results.json'}")
     return 0

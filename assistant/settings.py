@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     use_tuned_model: bool = Field(True, description="Answer local turns with the tuned adapter (confidant tune) when there is one.")
     teach_minutes: float | None = Field(None, gt=0, description="Teach tab: stop training after this many minutes (None: one epoch).")
     teach_max_steps: int | None = Field(None, ge=1, description="Teach tab: at most this many training steps (None: one epoch).")
+    train_precision: Literal["auto", "float32", "bf16"] = Field(
+        "auto", description="Precision of the matrix products when the local model is taught: auto = bf16 where the "
+        "CPU computes it natively (1.3x faster at the same held-out loss, docs/tuning.md), else float32.")
     history_turns: int = Field(8, ge=0, le=200, description="Most earlier exchanges of the session put in the prompt.")
 
     # Memory and recall

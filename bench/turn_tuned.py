@@ -40,7 +40,7 @@ def make_adapter(assistant, steps: int) -> dict:
     from assistant.training.teach import teach
     from assistant.training.trainer import TuneConfig
 
-    config = TuneConfig(steps=steps, threads=assistant.settings.n_threads)
+    config = TuneConfig.from_settings(assistant.settings, steps=steps)
     return teach(assistant.settings, assistant.store, config=config, progress=False)
 
 

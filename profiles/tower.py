@@ -59,6 +59,12 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def wants_bf16(precision: str) -> bool:
+    """A precision setting (``auto`` / ``float32`` / ``bf16``) read on this CPU: auto is bf16 only
+    where the CPU computes it natively."""
+    return precision == "bf16" or (precision == "auto" and native_bf16())
+
+
 @contextmanager
 def batch_precision(n: int, bf16: bool = False):
     """How to run the frozen transformer for ``n`` texts (docs/performance.md has the figures).

@@ -105,3 +105,27 @@ def test_eval_personalization_refuses_an_unknown_system(tmp_path):
     )
     assert result.returncode == 1 and "unknown system(s) oracle" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_contrast_weight_chooses_on_held_out_train_dialogues(tmp_path):
+    """Two weights, two steps each, on a train file alone (no test file exists to read)."""
+    data = tmp_path / "mqd"
+    data.mkdir()
+    write_slice(FIXTURES / "train.jsonl.gz", data / "train.jsonl.gz", 20)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [CONFIDANT, "eval", "contrast-weight", "--data", str(data), "--responder", "rachel_green", "--weights", "0", "0.5",
+         "--validation", "12", "--tune-steps", "2", "--seed", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=1800, env={**os.environ, "CONFIDANT_N_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["weights"]) == {"0.0", "0.5"} and results["validation_pairs"] == 12
+    nll = {w: row["nll"] for w, row in results["weights"].items()}
+    assert str(results["chosen"]) == min(nll, key=nll.get)
+    assert results["weights"][str(results["chosen"])]["minus_chosen"]["delta"] == 0
+    for row in results["weights"].values():
+        assert row["steps"] == 2 and row["nll"] > 0 and row["minus_chosen"]["delta"] >= 0
+        assert set(row["querier_tag"]) == {"nll_right", "nll_wrong", "delta", "ci95"}
+    assert results["tuning"]["steps"] == 2 and f"chosen: {results['chosen']}" in result.stdout
+    assert not (out / "work").exists()

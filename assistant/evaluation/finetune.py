@@ -107,14 +107,14 @@ class TunedSystems:
         if not self.results or not tests:
             return report
         truth = [p.querier for p in tests]
-        wrong = [self._other(q, i) for i, q in enumerate(truth)]
+        wrong = [other_querier(self.queriers, q, self.seed, i) for i, q in enumerate(truth)]
         any_result = next(iter(self.results.values()))
         likelihood, tag_effects = {"base": self._nlls(any_result, tests, truth, adapter=False)}, {}
         for name, result in self.results.items():
             tagged = TRAINED[name]["tagged"]
             likelihood[name] = right = self._nlls(result, tests, truth if tagged else [None] * len(tests))
             if tagged:
-                tag_effects[name] = self._tag_effect(right, self._nlls(result, tests, wrong))
+                tag_effects[name] = tag_effect(right, self._nlls(result, tests, wrong), self.seed)
         report["likelihood"] = {s: {"nll": round(float(v.mean()), 4), "ci95": bootstrap_ci(v, self.seed)}
                                 for s, v in likelihood.items()}
         if "querier_aware_ft" in tag_effects:
@@ -128,15 +128,18 @@ class TunedSystems:
                 for s, v in likelihood.items() if s != "querier_aware_ft"}
         return report
 
-    def _tag_effect(self, right: np.ndarray, wrong: np.ndarray) -> dict:
-        """The NLL with the true questioner's tag against another's, paired; delta > 0: the tag helps."""
-        diff = wrong - right
-        return {"nll_right": round(float(right.mean()), 4), "nll_wrong": round(float(wrong.mean()), 4),
-                "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, self.seed)}
 
-    def _other(self, querier: str, index: int) -> str:
-        others = [q for q in self.queriers if q != querier] or [querier]
-        return random.Random(self.seed * 100_003 + index).choice(others)
+def tag_effect(right: np.ndarray, wrong: np.ndarray, seed: int) -> dict:
+    """The NLL with the true questioner's tag against another's, paired; delta > 0: the tag helps."""
+    diff = wrong - right
+    return {"nll_right": round(float(right.mean()), 4), "nll_wrong": round(float(wrong.mean()), 4),
+            "delta": round(float(diff.mean()), 4), "ci95": bootstrap_ci(diff, seed)}
+
+
+def other_querier(queriers: list[str], querier: str, seed: int, index: int) -> str:
+    """Another questioner of the responder for item ``index``, drawn with ``seed`` (the wrong tag)."""
+    others = [q for q in queriers if q != querier] or [querier]
+    return random.Random(seed * 100_003 + index).choice(others)
 
 
 def shape(tests, predictions: dict[str, list[str]]) -> dict:

@@ -204,7 +204,7 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
     shutil.rmtree(workdir, ignore_errors=True)
     try:
         bench = Bench(settings, workdir, responder, Path(data_dir) / "train.jsonl.gz", seed, progress, systems)
-        tuned = finetune.TunedSystems(bench, systems, tune_config or TuneConfig(threads=settings.n_threads),
+        tuned = finetune.TunedSystems(bench, systems, tune_config or TuneConfig.from_settings(settings),
                                       workdir, seed, progress)
         answer = {s: (lambda p, s=s: tuned.answer(s, p)) if s in finetune.SYSTEMS else (lambda p, s=s: bench.answer(s, p))
                   for s in systems}

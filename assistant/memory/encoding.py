@@ -15,14 +15,14 @@ from tqdm.auto import tqdm
 
 from assistant.settings import Settings
 from profiles.encoding import Encoders
-from profiles.tower import Dialogue, dialogue_text, native_bf16
+from profiles.tower import Dialogue, dialogue_text, wants_bf16
 
 CHUNK = 512  # exchanges embedded together: a few hundred MB of token states at most
 
 
 def batch_bf16(settings: Settings) -> bool:
     """Whether batches run in bf16: as set, or where the CPU has it natively ("auto")."""
-    return settings.batch_precision == "bf16" or (settings.batch_precision == "auto" and native_bf16())
+    return wants_bf16(settings.batch_precision)
 
 
 def encode(encoders: Encoders, queries: list[str], dialogues: list[Dialogue], progress: bool):

@@ -156,7 +156,7 @@ class People:
         from assistant.training.trainer import TuneConfig
 
         s = self.settings
-        return TuneConfig(seed=seed, minutes=s.teach_minutes, steps=s.teach_max_steps, threads=s.n_threads)
+        return TuneConfig.from_settings(s, seed=seed, minutes=s.teach_minutes, steps=s.teach_max_steps)
 
     def teach_plan(self):
         """What teaching would learn from (per person and source), whether it is enough, and how long

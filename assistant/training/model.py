@@ -3,8 +3,8 @@
 Contract:
 - ``load_base(model_path)`` loads the GGUF with transformers (dequantised to float32) and its
   tokenizer, from the file itself: nothing comes from a hub. ``ModelError`` if it cannot.
-- ``add_lora(model, r, alpha, dropout)`` wraps it with a LoRA on q, k, v, o, gate, up, down (the
-  paper's targets); only the LoRA weights train.
+- ``add_lora(model, r, alpha, dropout, top_layers)`` wraps it with a LoRA on q, k, v, o, gate, up,
+  down (the paper's targets), in every layer or the top ``top_layers``; only the LoRA weights train.
 - ``reply_scores(model, ids, labels, attention)`` runs the model once and returns the last
   layer's states at every position with the logits and targets of the reply's tokens only: the
   vocabulary projection is a fifth of a step, and only the reply's tokens are scored.
@@ -43,11 +43,15 @@ def load_base(model_path: Path):
     return model, tokenizer
 
 
-def add_lora(model, r: int = 16, alpha: float = 8.0, dropout: float = 0.0):
+def add_lora(model, r: int = 16, alpha: float = 8.0, dropout: float = 0.0, top_layers: int | None = None):
+    """``top_layers``: adapt only the top N layers (None: all). Below them no gradient flows, so
+    their backward pass is skipped."""
     from peft import LoraConfig, get_peft_model
 
+    n = model.config.num_hidden_layers
+    layers = None if top_layers is None or top_layers >= n else list(range(n - top_layers, n))
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
-                        bias="none", task_type="CAUSAL_LM")
+                        layers_to_transform=layers, bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

@@ -27,7 +27,7 @@ def teach(settings: Settings, store: Store, seed: int = 0, minutes: float | None
           progress: bool = True, config: TuneConfig | None = None, on_step=None, samples: int = 0) -> dict:
     examples = learnable(store)
     adapter.require_enough(examples)
-    config = config or TuneConfig(seed=seed, minutes=minutes, threads=settings.n_threads)
+    config = config or TuneConfig.from_settings(settings, seed=seed, minutes=minutes)
     result = tune(examples, settings.model_path, config, cancel=cancel, progress=progress, on_step=on_step)
     shown = before_and_after(result, samples) if samples else []
     if cancel is not None and cancel.is_set():  # cancelled while the examples were made: still nothing written

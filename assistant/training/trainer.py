@@ -50,6 +50,16 @@ class TuneConfig:
     seed: int = 0
     threads: int = 1
     warmup: int = 5
+    top_layers: int | None = None  # LoRA on the top N layers only (None: all, the paper's setting)
+    bf16: bool = False  # bf16 autocast for the matrix products: only where the CPU has bf16 units
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> TuneConfig:
+        """The product's run: the machine's threads and ``train_precision`` read on this CPU, the
+        method's defaults unless ``overrides`` say otherwise."""
+        from profiles.tower import wants_bf16
+
+        return cls(**{"threads": settings.n_threads, "bf16": wants_bf16(settings.train_precision), **overrides})
 
     def settings(self) -> dict:
         return asdict(self)
@@ -147,7 +157,7 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     seed_everything(config.seed)
     train, validation = split(examples, config.validation_share, config.seed)
     base, tokenizer = load_base(model_path)
-    model = add_lora(base, config.r, config.alpha, config.dropout)
+    model = add_lora(base, config.r, config.alpha, config.dropout, config.top_layers)
     result = TuneResult(model, tokenizer, config, train, validation)
     val_rows = encoded(tokenizer, validation, config)
     if val_rows:
@@ -163,25 +173,61 @@ def _planned_steps(config: TuneConfig, n: int) -> int:
     return config.steps if config.steps is not None else max(1, math.ceil(config.epochs * n / config.batch))
 
 
+class Stepper:
+    """Optimiser steps of the training loss on chosen rows: ``tune``'s loop and ``bench.tune_speed``
+    run the same code. Built for ``planned`` steps (the cosine schedule's length); ``step(chosen)``
+    takes one step on the rows ``chosen`` and returns (LM loss, tokens in the batch)."""
+
+    def __init__(self, result: TuneResult, rows, planned: int):
+        import torch
+        from transformers import get_cosine_schedule_with_warmup
+
+        from assistant.training.querier_loss import QuerierContrast
+
+        config, model, tokenizer = result.config, result.model, result.tokenizer
+        self.result, self.rows = result, rows
+        self.contrast = None
+        if config.tagged and config.contrast_weight > 0:
+            clusters = max((e.cluster for e in result.train), default=0) + 1
+            self.contrast = QuerierContrast(model.config.hidden_size, clusters)
+        self.params = [p for p in model.parameters() if p.requires_grad] + (
+            list(self.contrast.parameters()) if self.contrast else [])
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.schedule = get_cosine_schedule_with_warmup(self.optimizer, min(config.warmup, planned // 10), planned)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def step(self, chosen: list[int]) -> tuple[float, int]:
+        import torch
+
+        from assistant.training.querier_loss import QuerierContrast
+
+        config, model = self.result.config, self.result.model
+        ids, labels, attention = collate([self.rows[i] for i in chosen], self.pad)
+        # bf16 autocast runs the matrix products in bf16 (the LoRA weights and AdamW stay float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            states, logits, targets, _ = reply_scores(model, ids, labels, attention)
+            lm_loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+            loss = lm_loss
+            if self.contrast is not None:
+                pooled = QuerierContrast.pool(states.float(), labels != IGNORE)
+                picked = [self.result.train[i] for i in chosen]
+                loss = loss + config.contrast_weight * self.contrast(
+                    pooled, [e.cluster for e in picked], [e.querier for e in picked])
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        return lm_loss.item(), int(attention.sum())
+
+
 def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> None:
-    import torch
     from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
 
-    from assistant.training.querier_loss import QuerierContrast
-
-    config, model, tokenizer = result.config, result.model, result.tokenizer
-    contrast = None
-    if config.tagged and config.contrast_weight > 0:
-        clusters = max((e.cluster for e in result.train), default=0) + 1
-        contrast = QuerierContrast(model.config.hidden_size, clusters)
-    params = [p for p in model.parameters() if p.requires_grad] + (list(contrast.parameters()) if contrast else [])
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    config, model = result.config, result.model
     planned = _planned_steps(config, len(rows))
-    schedule = get_cosine_schedule_with_warmup(optimizer, min(config.warmup, planned // 10), planned)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    order = np.random.default_rng(config.seed)
-    batches = _batches([len(ids) for ids, _ in rows], config.batch, order)
+    stepper = Stepper(result, rows, planned)
+    batches = length_batches([len(ids) for ids, _ in rows], config.batch, np.random.default_rng(config.seed))
     started = time.perf_counter()
     bar = tqdm(total=planned, desc="teaching the local model", unit="step", disable=not progress)
     model.train()
@@ -191,26 +237,13 @@ def _train(result: TuneResult, rows, cancel, progress: bool, on_step=None) -> No
                 raise TrainingCancelled("Training was cancelled; the adapter in use (if any) is unchanged.")
             if config.minutes is not None and time.perf_counter() - started > config.minutes * 60:
                 break
-            chosen = next(batches)
-            ids, labels, attention = collate([rows[i] for i in chosen], pad)
-            states, logits, targets, _ = reply_scores(model, ids, labels, attention)
-            lm_loss = torch.nn.functional.cross_entropy(logits, targets)
-            loss = lm_loss
-            if contrast is not None:
-                pooled = QuerierContrast.pool(states, labels != IGNORE)
-                picked = [result.train[i] for i in chosen]
-                loss = loss + config.contrast_weight * contrast(pooled, [e.cluster for e in picked], [e.querier for e in picked])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            result.losses.append(lm_loss.item())
+            lm_loss, tokens = stepper.step(next(batches))
+            result.losses.append(lm_loss)
             result.steps = step + 1
-            result.tokens += int(attention.sum())
+            result.tokens += tokens
             result.seconds = time.perf_counter() - started
             bar.update(1)
-            bar.set_postfix(loss=f"{result.losses[-1]:.3f}", tok_s=f"{result.tokens_per_s:.0f}")
+            bar.set_postfix(loss=f"{lm_loss:.3f}", tok_s=f"{result.tokens_per_s:.0f}")
             if on_step is not None:
                 on_step(_progress(result, planned, started))
     finally:
@@ -227,7 +260,7 @@ def _progress(result: TuneResult, planned: int, started: float) -> Progress:
     return Progress(result.steps, planned, result.losses[-1], result.tokens_per_s, left)
 
 
-def _batches(lengths: list[int], size: int, rng, pool: int = 16):
+def length_batches(lengths: list[int], size: int, rng, pool: int = 16):
     """Endless batches of row indices: each epoch shuffled, then rows of similar length batched
     together within runs of ``pool`` batches (less padding, so fewer wasted tokens),
     the batches themselves in random order."""
