@@ -9,6 +9,8 @@ Contract of ``tune(examples, model_path, config, cancel=None, progress=True)``:
   or ``config.steps``), stopping early when ``config.minutes`` have passed.
 - Loss = LM loss on the reply's tokens + ``config.contrast_weight`` × the querier contrast
   (``querier_loss``), the latter only when the prompt names the querier (``config.tagged``).
+- ``config.bf16``: the forward pass runs under bf16 autocast (``TuneConfig.from_settings`` sets
+  it where the CPU computes bf16 natively); the LoRA weights, AdamW and the loss stay float32.
 - A tqdm bar shows the loss, tokens/s and the time left; ``on_step(Progress)``, when given, is
   called after every step with the same figures (the UI's progress bar). ``cancel`` (a ``threading.Event``) is
   checked between steps: a cancelled run raises ``TrainingCancelled`` and returns nothing, so
