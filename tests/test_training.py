@@ -9,7 +9,6 @@ the tag at inference is training's, and deleting a person removes the adapter.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +31,7 @@ from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
-from profiles.tower import native_bf16
-
-FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
-RESPONDER = "rachel_green"
-QUICK = TuneConfig(steps=16, batch=4, max_tokens=64, lr=1e-3, validation_share=0.1, seed=0, threads=1)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    settings = load_settings(data_dir=tmp_path_factory.mktemp("tuned") / "data", n_threads=1)
-    memory = Memory(settings, Store(settings.database_path))
-    memory.ingest(mqd.parse(FIXTURES / "train.jsonl.gz", RESPONDER), progress=False)
-    examples = learnable(memory.store)
-    result = tune(examples, settings.model_path, QUICK, progress=False)
-    path = adapter.save(result, settings.data_dir, settings.model_path)
-    return settings, memory, result, path
-
-
-@pytest.fixture(scope="module")
-def llm(trained):
-    settings = trained[0]
-    return create_llama(model_path=str(settings.model_path), n_ctx=512, n_threads=1, verbose=False)
+from tests.training_fixtures import FIXTURES, QUICK, RESPONDER, llm, trained  # noqa: F401 (fixtures)
 
 
 def test_only_human_and_cloud_replies_are_learned(settings, store):
@@ -103,44 +81,6 @@ def test_loss_falls(trained):
     result = trained[2]
     assert result.steps == QUICK.steps and result.tokens > 0
     assert result.val_nll_after < result.val_nll_before  # held-out reply NLL, never trained on
-
-
-def test_bf16_training_learns_and_its_adapter_loads_in_llama_cpp(trained, llm, tmp_path):
-    """train_precision bf16: the matrix products autocast, the LoRA weights stay float32."""
-    settings, memory, float32_result, _ = trained
-    result = tune(learnable(memory.store), settings.model_path, replace(QUICK, bf16=True), progress=False)
-    assert result.val_nll_after < result.val_nll_before
-    assert abs(result.val_nll_after - float32_result.val_nll_after) < 0.1  # learns about as float32 does
-    assert all(p.dtype == torch.float32 for p in result.model.parameters() if p.requires_grad)
-    path = adapter.save(result, tmp_path / "data", settings.model_path)
-    assert read_metadata(path)["settings"]["bf16"] is True
-    prompt = prompt_of(result.validation[0])
-    switch = AdapterSwitch(llm)
-    base = next_token_logits(llm, prompt)
-    switch.use(path, 1.0)
-    tuned = next_token_logits(llm, prompt)
-    switch.use(None)
-    assert np.abs(tuned - base).max() > 0.1
-
-
-def test_the_product_trains_in_the_precision_its_settings_name(settings):
-    def config(precision, **overrides):
-        return TuneConfig.from_settings(settings.model_copy(update={"train_precision": precision}), **overrides)
-
-    assert config("float32").bf16 is False and config("bf16").bf16 is True
-    assert config("auto").bf16 is native_bf16()
-    tab = config("float32", seed=3, steps=50)
-    assert (tab.seed, tab.steps, tab.threads, tab.r) == (3, 50, settings.n_threads, TuneConfig().r)
-
-
-def test_lora_on_the_top_layers_only(trained):
-    from assistant.training.model import add_lora, load_base
-
-    base, _ = load_base(trained[0].model_path)
-    n = base.config.num_hidden_layers
-    model = add_lora(base, top_layers=2)
-    adapted = {int(name.split(".layers.")[1].split(".")[0]) for name, p in model.named_parameters() if p.requires_grad}
-    assert adapted == {n - 2, n - 1}
 
 
 def test_adapter_metadata(trained):

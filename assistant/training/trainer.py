@@ -201,8 +201,6 @@ class Stepper:
     def step(self, chosen: list[int]) -> tuple[float, int]:
         import torch
 
-        from assistant.training.querier_loss import QuerierContrast
-
         config, model = self.result.config, self.result.model
         ids, labels, attention = collate([self.rows[i] for i in chosen], self.pad)
         # bf16 autocast runs the matrix products in bf16 (the LoRA weights and AdamW stay float32)
@@ -211,7 +209,7 @@ class Stepper:
             lm_loss = torch.nn.functional.cross_entropy(logits.float(), targets)
             loss = lm_loss
             if self.contrast is not None:
-                pooled = QuerierContrast.pool(states.float(), labels != IGNORE)
+                pooled = self.contrast.pool(states.float(), labels != IGNORE)
                 picked = [self.result.train[i] for i in chosen]
                 loss = loss + config.contrast_weight * self.contrast(
                     pooled, [e.cluster for e in picked], [e.querier for e in picked])
