@@ -29,6 +29,7 @@ from assistant.training.export import read_metadata
 from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch, next_token_logits
+from assistant.training.teaching import PRIOR_TOKENS_PER_S
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
 from tests.training_fixtures import FIXTURES, QUICK, RESPONDER, llm, trained  # noqa: F401 (fixtures)
@@ -351,11 +352,14 @@ def test_teaching_in_the_background_is_one_run_at_a_time_and_cancel_keeps_the_ad
     settings, memory, result, path = trained
     adapter.save(result, settings.data_dir, settings.model_path)
     saved, measured = path.read_bytes(), adapter.load_info(settings.data_dir, settings.model_path)
-    people = People(settings.model_copy(update={"teach_max_steps": 50}), memory.store, memory)
+    same_precision = settings.model_copy(update={"teach_max_steps": 50, "train_precision": "float32"})  # as trained
+    people = People(same_precision, memory.store, memory)
     plan = people.teach_plan()
     assert plan.enough and not plan.message and plan.exchanges == len(learnable(memory.store)) and plan.steps == 50
     assert plan.tokens_per_s == measured["tokens_per_s"] and "measured by the last training on this device" in plan.rate_source
     assert plan.seconds == pytest.approx(plan.tokens / plan.tokens_per_s)
+    other = People(same_precision.model_copy(update={"train_precision": "bf16"}), memory.store, memory).teach_plan()
+    assert other.tokens_per_s == PRIOR_TOKENS_PER_S[True] and "other precision" in other.rate_source
     people.start_teaching()
     with pytest.raises(TrainingError, match="already running"):
         people.start_teaching()  # a second click, or another login

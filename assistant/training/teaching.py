@@ -6,8 +6,9 @@ Contract:
   is enough (else ``message`` is ``adapter.require_enough``'s, saying what is needed), and an
   estimate of the training time: the dialogues' tokens (about ``CHARS_PER_TOKEN`` characters a
   token, each cut at ``config.max_tokens``) over a tokens/s figure. That figure is the one the
-  adapter in the data dir measured on this device when there is one, else ``PRIOR_TOKENS_PER_S``
-  (what the benchmark measured on 2 cores); ``rate_source`` says which.
+  adapter in the data dir measured on this device when there is one trained at the precision this
+  run will use (``config.bf16``), else ``PRIOR_TOKENS_PER_S`` for that precision (what the
+  benchmarks measured on 2 cores); ``rate_source`` says which.
 - ``Teaching.of(settings)`` is the one run of a data dir (one per process): ``start(store, ...)``
   begins ``teach.teach`` in a daemon thread and returns at once; a second start while one runs is a
   ``TrainingError`` saying one is running. ``status()`` is a snapshot (``Status``): the phase,
@@ -29,7 +30,10 @@ from assistant.training import adapter
 from assistant.training.dialogues import learnable, prompt_of, source_counts
 
 CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer on English chat text, roughly; only for the estimate
-PRIOR_TOKENS_PER_S = 240.0  # eval personalization on 2 cores (docs/tuning.md), before this device has measured its own
+# Before this device has measured its own rate: medians of the trainings on 2 cores in docs/tuning.md
+# (float32: the 12 of eval personalization on a Xeon and an EPYC, 131-259 tokens/s; bf16, which
+# only CPUs with native bf16 use: the 6 of eval contrast-weight on the EPYC).
+PRIOR_TOKENS_PER_S = {False: 214.0, True: 196.0}
 SAMPLES = 3  # example replies before and after, on held-out exchanges
 _RUNS: dict[str, "Teaching"] = {}  # one run per data dir, shared by every login of this process
 _RUNS_LOCK = threading.Lock()
@@ -63,21 +67,25 @@ def plan(settings: Settings, store, config) -> Plan:
     epoch_steps = max(1, math.ceil(config.epochs * len(trained) / config.batch))
     steps = config.steps or epoch_steps  # set steps override the epochs (``trainer.TuneConfig``)
     tokens = int(tokens * steps / epoch_steps)
-    rate, source = _rate(settings)
+    rate, source = _rate(settings, config.bf16)
     seconds = tokens / rate
     if config.minutes is not None:
         seconds = min(seconds, config.minutes * 60)
     return Plan(counts, len(examples), enough, message, steps, tokens, rate, source, seconds)
 
 
-def _rate(settings: Settings) -> tuple[float, str]:
+def _rate(settings: Settings, bf16: bool) -> tuple[float, str]:
     try:
         info = adapter.load_info(settings.data_dir, settings.model_path)
     except AdapterError:
         info = None
+    precision = "bf16" if bf16 else "float32"
     if info and info.get("tokens_per_s"):
-        return float(info["tokens_per_s"]), f"measured by the last training on this device ({info['created_at'][:10]})"
-    return PRIOR_TOKENS_PER_S, "the benchmark measured on 2 cores (this device has not trained yet)"
+        if bool(info.get("settings", {}).get("bf16")) == bf16:
+            return float(info["tokens_per_s"]), f"measured by the last training on this device ({info['created_at'][:10]})"
+        return PRIOR_TOKENS_PER_S[bf16], (f"the benchmarks measured on 2 cores in {precision} (the last training "
+                                          "on this device used the other precision)")
+    return PRIOR_TOKENS_PER_S[bf16], f"the benchmarks measured on 2 cores in {precision} (this device has not trained yet)"
 
 
 @dataclass(frozen=True)
