@@ -44,7 +44,7 @@ def test_teach_shows_sources_progress_and_the_result(browser_page, tmp_path):
         expect(sources).to_contain_text("imported history")
         expect(sources).to_contain_text("350 exchanges from 5 people")
         expect(sources).to_contain_text("Estimated training time")
-        expect(sources).to_contain_text("tokens/s, the figure the benchmark measured")  # where the rate comes from
+        expect(sources).to_contain_text("tokens/s, the figure the benchmarks measured")  # where the rate comes from
         expect(page.locator("#cf-teach-adapter")).to_contain_text("No tuned model yet")
         start = page.locator("#cf-teach-start")
         expect(start).to_be_enabled()
