@@ -10,6 +10,7 @@ Contract:
 - ``TurnOptions`` carries a ``Sampling`` (or none: the settings') and ``instructions``, text the
   caller's app wants the model to follow (checked against ``max_chars`` by ``instructions_within``),
   and ``tuned``: whether a tuned adapter may answer (off: the base local model).
+- ``Sampling.llama_kwargs(settings)``: the sampling as llama.cpp completion keywords.
 The local and the cloud backends read these; the pipeline passes them through unchanged.
 """
 
@@ -36,6 +37,14 @@ class Sampling:
     @classmethod
     def of(cls, settings: Settings) -> "Sampling":
         return cls(settings.max_tokens, settings.temperature, settings.top_p, settings.seed)
+
+    def llama_kwargs(self, settings: Settings) -> dict:
+        """This sampling as ``llama_cpp.Llama.create_completion`` keywords, with the settings' own
+        top_k and penalties (one place, so every local decode samples alike)."""
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                "top_k": settings.top_k, "repeat_penalty": settings.repeat_penalty,
+                "presence_penalty": settings.presence_penalty, "frequency_penalty": settings.frequency_penalty,
+                "seed": self.seed}
 
     @classmethod
     def within(cls, settings: Settings, max_tokens: int | None = None, temperature: float | None = None,

@@ -28,7 +28,7 @@ from assistant.training import adapter
 from assistant.training.export import read_metadata
 from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
-from assistant.training.serving import AdapterSwitch, next_token_logits
+from assistant.training.serving import AdapterSwitch, line_end_tokens, next_token_logits
 from assistant.training.teaching import PRIOR_TOKENS_PER_S
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
@@ -154,7 +154,7 @@ def test_the_length_prior_keeps_the_line_going_until_its_minimum(trained, llm):
     tokens = lambda text: len(llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
     assert tokens(free) < 29  # the base model's own line ends sooner...
     assert "\n" not in held and tokens(held) >= 29  # ...the held one goes on (the strip may take a space)
-    ends = switch._line_ends()
+    ends = line_end_tokens(llm)
     assert llm.token_eos() in ends and all(b"\n" in llm.detokenize([t]) for t in ends if t != llm.token_eos())
 
 

@@ -19,7 +19,8 @@ from assistant.training.trainer import TuneConfig, tune
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mqd"
 RESPONDER = "rachel_green"
-QUICK = TuneConfig(steps=16, batch=4, max_tokens=64, lr=1e-3, validation_share=0.1, seed=0, threads=1)
+QUICK = TuneConfig(steps=16, batch=4, max_tokens=64, lr=1e-3, validation_share=0.1, seed=0, threads=1,
+                   contrast_weight=0.5)  # the querier contrast on, so the shared run exercises the whole loss
 
 
 @pytest.fixture(scope="module")

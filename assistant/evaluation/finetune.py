@@ -2,13 +2,15 @@
 
 Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
 - ``finetune``: LoRA on the responder's train dialogues with no querier tag and no contrastive
-  term (the paper's fine-tune baseline); ``querier_aware_ft``: the tagged dialogues with the
-  querier contrast (the full method); ``tagged_ft``: the tagged dialogues without the contrast
-  (the ablation that isolates the contrastive term). All train through ``assistant.training``
+  term (the paper's fine-tune baseline); ``querier_aware_ft``: the full method as the product
+  trains it, the tagged dialogues with the querier contrast at ``TuneConfig``'s weight (0 since
+  the weight was chosen on held-out train dialogues, so it trains as ``tagged_ft`` does);
+  ``tagged_ft``: the tagged dialogues without the contrast, whatever the default. All train through ``assistant.training``
   on what the bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
-  answer through the bench's own llama.cpp model with ``AdapterSwitch`` (greedy, fixed seed,
-  a mild repetition penalty, one line that may not end before ``MIN_LENGTH_QUANTILE`` of the
-  responder's train replies' token lengths: a length prior from train data, against collapse).
+  answer through the bench's own llama.cpp model with ``AdapterSwitch``, decoded as a live
+  tuned turn is (``models.tuned``): the settings' sampling (temperature, top_p, top_k,
+  penalties) with the benchmark's fixed seed, one line that may not end before the adapter's
+  length prior (``TuneResult.min_reply_tokens``, from the train replies only).
 - ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
   the trivial baselines every system must beat.
 - ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
@@ -39,6 +41,7 @@ from assistant.training.export import write_adapter
 from assistant.training.model import encode
 from assistant.training.serving import AdapterSwitch
 from assistant.training.trainer import TuneConfig, token_nlls, tune
+from assistant.turn_options import Sampling
 
 TRAINED = {  # what each trained system changes from TuneConfig's defaults (the full method)
     "finetune": {"tagged": False, "contrast_weight": 0.0},
@@ -47,7 +50,6 @@ TRAINED = {  # what each trained system changes from TuneConfig's defaults (the 
 }
 TRIVIAL = ["echo_query", "constant_reply"]
 SYSTEMS = [*TRIVIAL, *TRAINED]
-MIN_LENGTH_QUANTILE = 25  # percent of the train replies at most this short: 3 in 4 real replies are longer
 
 
 def prompt_for(pair, querier: str | None) -> str:
@@ -62,8 +64,7 @@ class TunedSystems:
         self.queriers = sorted({e.querier for e in examples})
         self.results, self.adapters, self.timings = {}, {}, {}
         self.switch = AdapterSwitch(bench.local.llm)
-        lengths = [len(bench.local.llm.tokenize(e.reply.encode("utf-8"), add_bos=False)) for e in examples]
-        self.min_tokens = int(np.percentile(lengths, MIN_LENGTH_QUANTILE)) if lengths else 0
+        self.sampling = replace(Sampling.of(bench.settings), seed=seed).llama_kwargs(bench.settings)
         for name, options in TRAINED.items():
             if name not in systems:
                 continue
@@ -74,7 +75,8 @@ class TunedSystems:
             self.timings[name] = {"train_s": round(time.perf_counter() - started, 1), "steps": result.steps,
                                   "tokens_per_s": round(result.tokens_per_s, 1), "train_pairs": len(result.train),
                                   "val_nll_before": round(result.val_nll_before, 4),
-                                  "val_nll_after": round(result.val_nll_after, 4)}
+                                  "val_nll_after": round(result.val_nll_after, 4),
+                                  "min_reply_tokens": result.min_reply_tokens}
 
     def answer(self, system: str, pair, querier: str | None = None) -> str:
         if system == "echo_query":
@@ -88,7 +90,7 @@ class TunedSystems:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
-                                        self.bench.settings.max_tokens, seed=self.seed, min_tokens=self.min_tokens)
+                                        self.results[system].min_reply_tokens, **self.sampling)
         finally:
             self.switch.use(None)  # the other systems answer with the base model
             if lock is not None:
@@ -103,7 +105,7 @@ class TunedSystems:
             return token_nlls(result.model, result.tokenizer, rows)
 
     def report(self, tests, predictions: dict[str, list[str]]) -> dict:
-        report = {"shape": shape(tests, predictions), "tuning": self.timings, "min_reply_tokens": self.min_tokens}
+        report = {"shape": shape(tests, predictions), "tuning": self.timings, "decoding": self.sampling}
         if not self.results or not tests:
             return report
         truth = [p.querier for p in tests]

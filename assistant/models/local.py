@@ -19,7 +19,7 @@ The engine knows nothing about who is asking or where the messages came from.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -142,22 +142,14 @@ class LocalModel:
                sampling: Sampling | None = None) -> Iterator[str]:
         """Yield the reply to ``prompt`` chunk by chunk; waits while another reply is generated.
         ``sampling`` overrides the settings' (already within their bounds, see ``Sampling.within``)."""
-        s = self.settings
-        use = sampling or Sampling.of(s)
+        use = sampling or Sampling.of(self.settings)
+        if seed is not None:
+            use = replace(use, seed=seed)
         with self._lock:
             try:
                 chunks = self.llm.create_completion(
-                    prompt.tokens,
-                    max_tokens=use.max_tokens,
-                    temperature=use.temperature,
-                    top_p=use.top_p,
-                    top_k=s.top_k,
-                    repeat_penalty=s.repeat_penalty,
-                    presence_penalty=s.presence_penalty,
-                    frequency_penalty=s.frequency_penalty,
-                    seed=use.seed if seed is None else seed,
-                    stop=[*prompt.stop, *stop, *use.stop],
-                    stream=True,
+                    prompt.tokens, **use.llama_kwargs(self.settings),
+                    stop=[*prompt.stop, *stop, *use.stop], stream=True,
                 )
                 yield from end_at_sentence(chunks, use.max_tokens)
             except (RuntimeError, ValueError) as error:

@@ -6,7 +6,8 @@ Contract of ``TunedLocal.open(local, settings)`` (``local`` a getter of the ``Lo
 (or ``settings.use_tuned_model`` is off); an adapter made for another base model is an
 ``AdapterError`` (``training.adapter.load_info``). ``answer(question)`` answers the turn with
 the tagged prompt training used (``training.dialogues.turn_prompt`` from the turn's stored
-context), with the turn's sampling, under the local model's lock (one generation at a time on
+context), with the turn's sampling and the adapter's length prior (``min_reply_tokens``: the
+line may not end sooner), under the local model's lock (one generation at a time on
 the device). It answers with the adapter merged into a copy of the base model
 (``training.adapter.merged_model``, built on first use when training did not), a second
 llama.cpp model that decodes at the base model's speed; if that cannot be built or loaded, with
@@ -26,7 +27,7 @@ from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.training import adapter
 from assistant.training.dialogues import turn_prompt
-from assistant.training.serving import AdapterSwitch
+from assistant.training.serving import AdapterSwitch, reply_completion
 from assistant.turn_options import Sampling
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,8 @@ class TunedLocal:
             try:
                 if self.switch is not None:
                     self.switch.use(self.path, 1.0)
-                chunks = self.llm.create_completion(
-                    prompt, max_tokens=use.max_tokens, temperature=use.temperature, top_p=use.top_p, top_k=s.top_k,
-                    repeat_penalty=s.repeat_penalty, presence_penalty=s.presence_penalty,
-                    frequency_penalty=s.frequency_penalty, seed=use.seed, stop=["\n", *use.stop], stream=True,
-                )
+                chunks = reply_completion(self.llm, prompt, self.info.get("min_reply_tokens", 0), stop=use.stop,
+                                          stream=True, **use.llama_kwargs(s))
                 yield from end_at_sentence(chunks, use.max_tokens)
             except (RuntimeError, ValueError) as error:
                 raise ModelError(f"the tuned local model failed while generating: {error}") from None

@@ -8,15 +8,18 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
   ``use(None)`` takes every adapter off, and so does scale 0 in effect: the base model exactly.
   A change of adapter or scale also drops llama-cpp-python's cached prompt, whose keys and
   values were computed by the other weights.
-- ``generate(prompt, ..., min_tokens=0)`` answers a tagged prompt (``dialogues.render_prompt``)
-  as text, up to the end of the reply's line; the line may not end (newline or end of text)
-  before ``min_tokens`` tokens, a length prior against one stock short line.
+- ``generate(prompt, min_tokens=0, **sampling)`` answers a tagged prompt (``dialogues.render_prompt``)
+  as text, up to the end of the reply's line, through ``reply_completion(llm, prompt, min_tokens,
+  ...)``, which the tuned live turn uses too: the line may not end (newline or end of text)
+  before ``min_tokens`` tokens, a length prior against one stock short line (the adapter's
+  ``min_reply_tokens``, from its train replies).
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
 """
 
 from __future__ import annotations
 
 import ctypes
+import weakref
 from pathlib import Path
 
 from llama_cpp import llama_cpp as bindings
@@ -29,7 +32,6 @@ class AdapterSwitch:
         self.llm = llm
         self._loaded: dict[str, object] = {}
         self._current: tuple[str | None, float] = (None, 0.0)
-        self._ends: list[int] | None = None  # the line-ending tokens, listed on first use
 
     def load(self, path: Path):
         key = str(Path(path).resolve())
@@ -64,33 +66,45 @@ class AdapterSwitch:
             bindings.llama_adapter_lora_free(adapter)
         self._loaded.clear()
 
-    def generate(self, prompt: str, max_tokens: int = 64, seed: int = 0, temperature: float = 0.0,
-                 repeat_penalty: float = 1.1, min_tokens: int = 0) -> str:
-        processors = None
-        if min_tokens > 0:
-            from llama_cpp import LogitsProcessorList
-
-            processors = LogitsProcessorList([self._no_end_before(len(self.llm.tokenize(prompt.encode("utf-8"))), min_tokens)])
-        out = self.llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                         repeat_penalty=repeat_penalty, stop=["\n"], logits_processor=processors)
+    def generate(self, prompt: str, min_tokens: int = 0, **sampling) -> str:
+        """The reply line to ``prompt`` as text (``reply_completion``; ``sampling`` as
+        ``Sampling.llama_kwargs``, default greedy with a mild repetition penalty)."""
+        sampling = {"max_tokens": 64, "temperature": 0.0, "repeat_penalty": 1.1, "seed": 0, **sampling}
+        out = reply_completion(self.llm, prompt, min_tokens, **sampling)
         return out["choices"][0]["text"].strip()
 
-    def _no_end_before(self, prompt_tokens: int, min_tokens: int):
-        ends = self._line_ends()
 
-        def processor(input_ids, scores):
-            if len(input_ids) - prompt_tokens < min_tokens:
-                scores[ends] = -float("inf")
-            return scores
+def reply_completion(llm, prompt: str, min_tokens: int = 0, stop=(), **sampling):
+    """``llm.create_completion`` of one reply line to a tagged prompt: it ends at the first
+    newline, and may not end (newline or end of text) before ``min_tokens`` tokens, a length prior
+    against one stock short line. ``sampling``: the completion's other keywords (``stream`` too)."""
+    processors = None
+    if min_tokens > 0:
+        from llama_cpp import LogitsProcessorList
 
-        return processor
+        start = len(llm.tokenize(prompt.encode("utf-8")))
+        processors = LogitsProcessorList([_no_end_before(line_end_tokens(llm), start, min_tokens)])
+    return llm.create_completion(prompt, stop=["\n", *stop], logits_processor=processors, **sampling)
 
-    def _line_ends(self) -> list[int]:
-        """Tokens that end the reply: end of text and every token whose text holds a newline."""
-        if self._ends is None:
-            text = lambda t: self.llm.detokenize([t])  # noqa: E731
-            self._ends = [t for t in range(self.llm.n_vocab()) if b"\n" in text(t)] + [self.llm.token_eos()]
-        return self._ends
+
+def _no_end_before(ends: list[int], prompt_tokens: int, min_tokens: int):
+    def processor(input_ids, scores):
+        if len(input_ids) - prompt_tokens < min_tokens:
+            scores[ends] = -float("inf")
+        return scores
+
+    return processor
+
+
+_LINE_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def line_end_tokens(llm) -> list[int]:
+    """Tokens that end the reply: end of text and every token whose text holds a newline
+    (listed once per model: it reads the whole vocabulary)."""
+    if llm not in _LINE_ENDS:
+        _LINE_ENDS[llm] = [t for t in range(llm.n_vocab()) if b"\n" in llm.detokenize([t])] + [llm.token_eos()]
+    return _LINE_ENDS[llm]
 
 
 def next_token_logits(llm, prompt: str) -> "np.ndarray":
