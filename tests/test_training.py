@@ -243,6 +243,27 @@ def test_live_turn_answers_with_the_adapter_and_the_switch_turns_it_off(trained,
     assert memory.store.count_exchanges(None) == stored  # Compare's preview stores nothing
 
 
+def test_a_tuned_turn_holds_the_adapters_length_prior(trained):
+    from assistant.models.chat import Question
+    from assistant.models.local import LocalModel
+    from assistant.models.tuned import TunedLocal
+
+    settings, memory, result, path = trained
+    info = adapter.load_info(settings.data_dir, settings.model_path)
+    assert info["min_reply_tokens"] == result.min_reply_tokens > 0  # from its train replies, stored with it
+    quick = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": 7})
+    tuned = TunedLocal.open(lambda: LocalModel.shared(quick), quick)
+    question = Question(0, "Monica Geller", "Do you smell beets?")
+    tokens = lambda text: len(tuned.llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
+    tuned.info = {**tuned.info, "min_reply_tokens": 0}
+    free = "".join(tuned.answer(question))
+    tuned.info = {**tuned.info, "min_reply_tokens": 30}
+    held = "".join(tuned.answer(question))
+    tuned.close()
+    assert tokens(free) < 29  # its own line ends sooner...
+    assert "\n" not in held and tokens(held) >= 29  # ...a live turn goes on to the prior, as the benchmark does
+
+
 def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):
     from assistant.models.local import LocalModel
     from assistant.models.tuned import TunedLocal
