@@ -92,6 +92,9 @@ def test_eval_personalization_tuned_systems_end_to_end(tmp_path):
     assert all(0 < row["top_reply_share"] <= 1 and row["mean_words"] >= 0 for row in results["shape"].values())
     assert set(results["tuning"]) == TRAINED
     assert all(row["steps"] == 2 and row["tokens_per_s"] > 0 for row in results["tuning"].values())
+    assert results["decoding"]["temperature"] == 0.6 and results["decoding"]["seed"] == 1  # sampled as a live turn
+    for row in results["tuning"].values():  # the length prior: the train replies' lengths every 5 %
+        assert len(row["reply_length_quantiles"]) == 21 and row["reply_length_quantiles"] == sorted(row["reply_length_quantiles"])
     assert set(results["same_query_ft"]) >= {"distinct_reply_rate", "intended_querier_acc", "chance"}
     assert {"cpu", "cores", "isa"} <= results["machine"].keys()
     assert not (out / "work").exists()  # the adapters went with the temporary stores

@@ -28,7 +28,7 @@ from assistant.training import adapter
 from assistant.training.export import read_metadata
 from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
-from assistant.training.serving import AdapterSwitch, line_end_tokens, next_token_logits
+from assistant.training.serving import AdapterSwitch, length_floor, line_end_tokens, next_token_logits
 from assistant.training.teaching import PRIOR_TOKENS_PER_S
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
@@ -250,19 +250,33 @@ def test_a_tuned_turn_holds_the_adapters_length_prior(trained):
 
     settings, memory, result, path = trained
     info = adapter.load_info(settings.data_dir, settings.model_path)
-    assert info["min_reply_tokens"] == result.min_reply_tokens > 0  # from its train replies, stored with it
+    quantiles = info["reply_length_quantiles"]  # from its train replies, stored with it
+    assert quantiles == result.reply_length_quantiles and len(quantiles) == 21 and quantiles == sorted(quantiles)
     quick = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": 7})
     tuned = TunedLocal.open(lambda: LocalModel.shared(quick), quick)
     question = Question(0, "Monica Geller", "Do you smell beets?")
     tokens = lambda text: len(tuned.llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
-    tuned.info = {**tuned.info, "min_reply_tokens": 0}
+    tuned.info = {**tuned.info, "reply_length_quantiles": [0]}
     free = "".join(tuned.answer(question))
-    tuned.info = {**tuned.info, "min_reply_tokens": 30}
+    tuned.info = {**tuned.info, "reply_length_quantiles": [30, 30]}
     held = "".join(tuned.answer(question))
+    before_quantiles = {key: value for key, value in tuned.info.items() if key != "reply_length_quantiles"}
+    tuned.info = {**before_quantiles, "min_reply_tokens": 30}  # an adapter made before they were kept
+    older = "".join(tuned.answer(question))
     counts = tokens(free), tokens(held)
     tuned.close()  # frees its llama.cpp model: count first
     assert counts[0] < 29  # its own line ends sooner...
     assert "\n" not in held and counts[1] >= 29  # ...a live turn goes on to the prior, as the benchmark does
+    assert older == held  # its fixed floor still holds
+
+
+def test_the_length_floor_is_drawn_from_the_train_replies_lengths():
+    quantiles = [2, 4, 6, 8, 40]
+    draws = [length_floor(quantiles, f"7:question {i}") for i in range(2000)]
+    assert min(draws) >= 2 and max(draws) <= 40 and len(set(draws)) > 10  # spread over the whole range
+    assert np.median(draws) == pytest.approx(6, abs=1)  # the middle of the distribution
+    assert length_floor(quantiles, "7:same") == length_floor(quantiles, "7:same")  # seeded: one question draws alike
+    assert length_floor([12], None) == 12 and length_floor([], "7:x") == 0  # a fixed floor; no prior
 
 
 def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):

@@ -1,6 +1,6 @@
 """The personalization benchmark's trained systems and honesty checks.
 
-Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
+Contract of ``TunedSystems(bench, systems, config, sampling, workdir, seed, progress)``:
 - ``finetune``: LoRA on the responder's train dialogues with no querier tag and no contrastive
   term (the paper's fine-tune baseline); ``querier_aware_ft``: the full method as the product
   trains it, the tagged dialogues with the querier contrast at ``TuneConfig``'s weight (0 since
@@ -8,9 +8,10 @@ Contract of ``TunedSystems(bench, systems, config, workdir, seed, progress)``:
   ``tagged_ft``: the tagged dialogues without the contrast, whatever the default. All train through ``assistant.training``
   on what the bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
   answer through the bench's own llama.cpp model with ``AdapterSwitch``, decoded as a live
-  tuned turn is (``models.tuned``): the settings' sampling (temperature, top_p, top_k,
-  penalties) with the benchmark's fixed seed, one line that may not end before the adapter's
-  length prior (``TuneResult.min_reply_tokens``, from the train replies only).
+  tuned turn is (``models.tuned``): ``sampling``, the product's (temperature, top_p, top_k,
+  penalties) with the benchmark's fixed seed, one line that may not end before a length drawn
+  for the query (seeded by the seed and the query, so one question asked as different people
+  draws alike) from the train replies' lengths (``TuneResult.reply_length_quantiles``).
 - ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
   the trivial baselines every system must beat.
 - ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
@@ -39,7 +40,7 @@ from assistant.evaluation.metrics import bootstrap_ci
 from assistant.training.dialogues import Turn, learnable, render_prompt, reply_text
 from assistant.training.export import write_adapter
 from assistant.training.model import encode
-from assistant.training.serving import AdapterSwitch
+from assistant.training.serving import AdapterSwitch, length_floor
 from assistant.training.trainer import TuneConfig, token_nlls, tune
 from assistant.turn_options import Sampling
 
@@ -57,14 +58,15 @@ def prompt_for(pair, querier: str | None) -> str:
 
 
 class TunedSystems:
-    def __init__(self, bench, systems, config: TuneConfig, workdir: Path, seed: int, progress: bool):
+    def __init__(self, bench, systems, config: TuneConfig, sampling: Sampling, workdir: Path, seed: int,
+                 progress: bool):
         self.bench, self.seed = bench, seed
         examples = learnable(bench.parts["querier_aware"].store)
         self.constant = Counter(" ".join(e.reply.split()) for e in examples).most_common(1)[0][0] if examples else ""
         self.queriers = sorted({e.querier for e in examples})
         self.results, self.adapters, self.timings = {}, {}, {}
         self.switch = AdapterSwitch(bench.local.llm)
-        self.sampling = replace(Sampling.of(bench.settings), seed=seed).llama_kwargs(bench.settings)
+        self.sampling = replace(sampling, seed=seed).llama_kwargs(bench.settings)
         for name, options in TRAINED.items():
             if name not in systems:
                 continue
@@ -76,7 +78,7 @@ class TunedSystems:
                                   "tokens_per_s": round(result.tokens_per_s, 1), "train_pairs": len(result.train),
                                   "val_nll_before": round(result.val_nll_before, 4),
                                   "val_nll_after": round(result.val_nll_after, 4),
-                                  "min_reply_tokens": result.min_reply_tokens}
+                                  "reply_length_quantiles": result.reply_length_quantiles}
 
     def answer(self, system: str, pair, querier: str | None = None) -> str:
         if system == "echo_query":
@@ -89,8 +91,9 @@ class TunedSystems:
             if lock is not None:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
+            floor = length_floor(self.results[system].reply_length_quantiles, f"{self.seed}:{pair.query}")
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
-                                        self.results[system].min_reply_tokens, **self.sampling)
+                                        floor, **self.sampling)
         finally:
             self.switch.use(None)  # the other systems answer with the base model
             if lock is not None:

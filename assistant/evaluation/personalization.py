@@ -10,7 +10,8 @@ and the machine it ran on (training speed differs about 2x between CPUs).
 The trained systems (``finetune``, ``querier_aware_ft``), the trivial baselines and the honesty
 checks (``likelihood``, ``querier_tag``, ``shape``) are ``evaluation.finetune``'s; with
 ``querier_aware_ft`` run, ``paired_delta_vs_ft`` and ``same_query_ft`` measure it too.
-Generation is greedy with at most 64 new tokens. Every system goes through the app's own import, training, recall
+Generation takes at most 64 new tokens, greedy for the prompt systems, with the product's sampling
+at the fixed seed for the tuned ones (as a live tuned turn decodes). Every system goes through the app's own import, training, recall
 and prompt code; nothing here is specific to one show.
 """
 
@@ -41,6 +42,7 @@ from assistant.memory.recall import Recalled, recall_memories
 from assistant.settings import Settings
 from assistant.store.store import Store
 from assistant.training.trainer import TuneConfig
+from assistant.turn_options import Sampling
 from profiles.tower import Dialogue
 
 SYSTEMS = ["zero_shot", "fewshot_generic", "retrieval_querier", "querier_aware", "no_clusters", "no_augmentation", "general_only"]
@@ -195,6 +197,9 @@ def same_query(bench: Bench, pairs: list[TestPair], answer=None) -> dict:
 
 def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settings: Settings, progress: bool = True,
         systems: list[str] | None = None, tune_config: TuneConfig | None = None) -> dict:
+    # the prompt systems decode greedily, as the benchmark always has; a tuned system decodes as a
+    # live tuned turn does, with the product's sampling (fixed seed), against collapse to one line
+    tuned_sampling = Sampling(64, settings.temperature, settings.top_p, seed)
     settings = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": seed})
     systems = list(systems or ALL_SYSTEMS)
     unknown = sorted(set(systems) - set(ALL_SYSTEMS))
@@ -205,7 +210,7 @@ def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settin
     try:
         bench = Bench(settings, workdir, responder, Path(data_dir) / "train.jsonl.gz", seed, progress, systems)
         tuned = finetune.TunedSystems(bench, systems, tune_config or TuneConfig.from_settings(settings),
-                                      workdir, seed, progress)
+                                      tuned_sampling, workdir, seed, progress)
         answer = {s: (lambda p, s=s: tuned.answer(s, p)) if s in finetune.SYSTEMS else (lambda p, s=s: bench.answer(s, p))
                   for s in systems}
         all_tests = read_tests(Path(data_dir) / "test.jsonl.gz", responder)

@@ -6,7 +6,7 @@ Contract:
   least ``MIN_PEOPLE`` people and ``MIN_EXCHANGES`` learnable exchanges.
 - ``save(result, data_dir, model_path)`` writes the adapter atomically with its metadata (when,
   how many exchanges of whom, the exchange and profile ids, the base model's SHA-256, the
-  settings, the held-out loss before and after, the length prior ``min_reply_tokens``) inside
+  settings, the held-out loss before and after, the length prior ``reply_length_quantiles``) inside
   the GGUF (``export``).
 - ``load_info(data_dir, model_path)``: the metadata of the adapter, ``None`` when there is none;
   an adapter made for another base model is an ``AdapterError`` that says so.
@@ -90,7 +90,7 @@ def metadata(result, model_path: Path) -> dict:
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "tokens_per_s": round(result.tokens_per_s, 1),
-        "min_reply_tokens": result.min_reply_tokens,
+        "reply_length_quantiles": result.reply_length_quantiles,
     }
 
 

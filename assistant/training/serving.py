@@ -11,17 +11,21 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
 - ``generate(prompt, min_tokens=0, **sampling)`` answers a tagged prompt (``dialogues.render_prompt``)
   as text, up to the end of the reply's line, through ``reply_completion(llm, prompt, min_tokens,
   ...)``, which the tuned live turn uses too: the line may not end (newline or end of text)
-  before ``min_tokens`` tokens, a length prior against one stock short line (the adapter's
-  ``min_reply_tokens``, from its train replies).
+  before ``min_tokens`` tokens, a length prior against one stock short line.
+- ``length_floor(quantiles, key)``: that ``min_tokens`` for one reply, drawn (seeded by ``key``)
+  from the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept in
+  the adapter's metadata).
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
 """
 
 from __future__ import annotations
 
 import ctypes
+import random
 import weakref
 from pathlib import Path
 
+import numpy as np
 from llama_cpp import llama_cpp as bindings
 
 from assistant.errors import AdapterError
@@ -87,6 +91,18 @@ def reply_completion(llm, prompt: str, min_tokens: int = 0, stop=(), **sampling)
     return llm.create_completion(prompt, stop=["\n", *stop], logits_processor=processors, **sampling)
 
 
+def length_floor(quantiles: list[int], key: str | None) -> int:
+    """The fewest tokens one tuned reply may have: a draw from the train replies' token lengths
+    (their ``quantiles`` at evenly spaced levels, interpolated; one value: that value), with a
+    generator seeded by ``key`` (``None``: fresh). Replies then come in the real replies' spread
+    of lengths: a stock short line can end only those whose draw is that short, where a fixed
+    floor below its length never acts on it."""
+    if not quantiles:
+        return 0
+    share = random.Random(key).random()
+    return round(float(np.interp(share, np.linspace(0, 1, len(quantiles)), quantiles)))
+
+
 def _no_end_before(ends: list[int], prompt_tokens: int, min_tokens: int):
     def processor(input_ids, scores):
         if len(input_ids) - prompt_tokens < min_tokens:
@@ -109,8 +125,6 @@ def line_end_tokens(llm) -> list[int]:
 
 def next_token_logits(llm, prompt: str) -> "np.ndarray":
     """The model's logits for the token after ``prompt`` (evaluated afresh), as a float32 copy."""
-    import numpy as np
-
     llm.reset()
     llm.eval(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
     pointer = bindings.llama_get_logits_ith(llm._ctx.ctx, -1)

@@ -11,7 +11,8 @@ Contract of ``tune(examples, model_path, config, cancel=None, progress=True)``:
   (``querier_loss``), the latter only when the prompt names the querier (``config.tagged``).
   The default weight is 0: chosen on held-out train dialogues (``evaluation.contrast_weight``),
   where the paper's 0.5 cost fit; the term stays selectable.
-- ``TuneResult.min_reply_tokens``: the length prior a tuned reply is decoded with (``length_prior``).
+- ``TuneResult.reply_length_quantiles``: the length prior a tuned reply is decoded with
+  (``reply_length_quantiles``: the train replies' token lengths, every 5 %).
 - ``config.bf16``: the forward pass runs under bf16 autocast (``TuneConfig.from_settings`` sets
   it where the CPU computes bf16 natively); the LoRA weights, AdamW and the loss stay float32.
 - A tqdm bar shows the loss, tokens/s and the time left; ``on_step(Progress)``, when given, is
@@ -36,7 +37,7 @@ from assistant.training.dialogues import Example, prompt_of, reply_text
 from assistant.training.model import IGNORE, add_lora, encode, load_base, reply_scores
 
 MAX_VALIDATION = 64
-LENGTH_PRIOR_QUANTILE = 25  # percent of the train replies at most this short: 3 in 4 real replies are longer
+LENGTH_LEVELS = 21  # quantiles of the train replies' token lengths kept as the length prior: every 5 %
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class TuneResult:
     steps: int = 0
     tokens: int = 0
     seconds: float = 0.0
-    min_reply_tokens: int = 0  # the length prior: LENGTH_PRIOR_QUANTILE of the train replies' token lengths
+    reply_length_quantiles: list[int] = field(default_factory=list)  # the length prior (``reply_length_quantiles``)
 
     @property
     def tokens_per_s(self) -> float:
@@ -166,7 +167,7 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     base, tokenizer = load_base(model_path)
     model = add_lora(base, config.r, config.alpha, config.dropout, config.top_layers)
     result = TuneResult(model, tokenizer, config, train, validation)
-    result.min_reply_tokens = length_prior(tokenizer, train)
+    result.reply_length_quantiles = reply_length_quantiles(tokenizer, train)
     val_rows = encoded(tokenizer, validation, config)
     if val_rows:
         with model.disable_adapter():
@@ -177,11 +178,12 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     return result
 
 
-def length_prior(tokenizer, examples: list[Example]) -> int:
-    """The fewest tokens a tuned reply line should have: a low quantile of the train replies'
-    lengths (train data only), so decoding cannot collapse to one stock short line."""
+def reply_length_quantiles(tokenizer, examples: list[Example]) -> list[int]:
+    """The train replies' token lengths at ``LENGTH_LEVELS`` evenly spaced quantiles (train data
+    only): each tuned reply's fewest tokens are drawn from them (``serving.length_floor``), so
+    decoding keeps the real replies' spread of lengths instead of one stock short line."""
     lengths = [len(tokenizer(e.reply, add_special_tokens=False).input_ids) for e in examples]
-    return int(np.percentile(lengths, LENGTH_PRIOR_QUANTILE)) if lengths else 0
+    return [int(q) for q in np.percentile(lengths, np.linspace(0, 100, LENGTH_LEVELS))] if lengths else []
 
 
 def _planned_steps(config: TuneConfig, n: int) -> int:
