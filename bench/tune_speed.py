@@ -19,7 +19,10 @@ The variants (``VARIANTS``) are the trainer's settings: ``base`` is the default 
 4, LoRA in every layer); ``bf16`` autocasts the matrix products to bf16 (fast only on CPUs with
 bf16 units: ``machine.isa`` in the JSON says which this was); ``top_half`` puts LoRA on the top
 half of the layers only, so the lower half's backward pass is skipped; ``batch8`` takes one step
-of 8 where ``base`` takes two of 4. The rows are the responder's train pairs written as the
+of 8 where ``base`` takes two of 4; ``bf16_ctx64`` and ``bf16_ctx96`` cut each dialogue to 64 or 96
+tokens instead of 128 (the oldest context goes first), fewer tokens per step. Every variant's
+held-out NLL is measured on the same rows, cut at ``base``'s 128 tokens, as a live prompt keeps
+its context. The rows are the responder's train pairs written as the
 benchmark writes them (``finetune.prompt_for``, tagged); the query clusters, which only the small
 contrast heads see, are the pairs' index modulo 8.
 """
@@ -45,6 +48,8 @@ VARIANTS = {
     "top_half": {"top_layers": 15},
     "batch8": {"batch": 8},
     "bf16_top_half": {"bf16": True, "top_layers": 15},
+    "bf16_ctx64": {"bf16": True, "max_tokens": 64},
+    "bf16_ctx96": {"bf16": True, "max_tokens": 96},
 }
 
 

@@ -14,7 +14,9 @@ Each pair is one Friends test message, answered twice back to back, in alternati
 - A, the pipeline with the tuned model: ``Assistant.turn(message, person)``, which ``Models``
   hands to ``TunedLocal`` (the adapter merged into a copy of the base model, a second model);
 - B, the base model: raw ``Llama.create_completion`` with no adapter, on the very prompt,
-  sampling settings and stop strings A handed to llama.cpp (captured).
+  sampling settings and stop strings A handed to llama.cpp (captured), less A's length prior
+  (its logits processor, ``serving.reply_completion``), which a base turn does not run: A/B
+  includes the prior's cost per token.
 - C, the run-time adapter: the same raw call on the base model with the adapter put on
   (``AdapterSwitch``, what a tuned turn falls back to without a merged model): ``adapter_only`` (C/B).
 - D, that merged model alone (``training.merge``, Q8_0): the same raw call, no adapter at run
@@ -56,9 +58,11 @@ def capture(llm):
     return captured, call
 
 
-def raw_run(call, captured: dict):
-    """One model's raw streamed completion of A's call (the base model has no adapter on)."""
-    chunks = call(captured["prompt"], **captured["kwargs"])
+def raw_run(call, captured: dict, prior: bool = True):
+    """One model's raw streamed completion of A's call (the base model has no adapter on);
+    ``prior=False`` drops the length prior's logits processor, as a base turn has none."""
+    kwargs = captured["kwargs"] if prior else {**captured["kwargs"], "logits_processor": None}
+    chunks = call(captured["prompt"], **kwargs)
     return timed_stream(c["choices"][0]["text"] for c in chunks if c["choices"][0]["text"])
 
 
@@ -101,11 +105,11 @@ def run(pairs: int, max_tokens: int, exchanges: int, tune_steps: int, warmup: in
                 a, model = tuned_run(assistant, person, message)
                 call = dict(captured)
                 reset(llm, tuned)
-                b = raw_run(base, call)
+                b = raw_run(base, call, prior=False)
             else:  # base first, on the call the tuned turn is about to make
                 call = preview(assistant, person, message, captured, tuned)
                 reset(llm, tuned)
-                b = raw_run(base, call)
+                b = raw_run(base, call, prior=False)
                 reset(llm, tuned)
                 a, model = tuned_run(assistant, person, message)
             models.add(model)

@@ -28,7 +28,8 @@ from assistant.training import adapter
 from assistant.training.export import read_metadata
 from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
 from assistant.training.model import encode
-from assistant.training.serving import AdapterSwitch, length_floor, line_end_tokens, next_token_logits
+from assistant.training.serving import (AdapterSwitch, line_end_tokens, next_token_logits, reply_length,
+                                       sentence_end_tokens)
 from assistant.training.teaching import PRIOR_TOKENS_PER_S
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
@@ -145,17 +146,20 @@ def test_an_adapter_for_another_model_is_not_merged(trained, tmp_path):
     assert not (tmp_path / "merged.gguf").exists()
 
 
-def test_the_length_prior_keeps_the_line_going_until_its_minimum(trained, llm):
+def test_the_length_prior_holds_the_line_to_its_length_then_ends_at_a_sentence_end(trained, llm):
     settings, memory, result, path = trained
     switch = AdapterSwitch(llm)
     prompt = render_prompt([], "Monica Geller", "Do you smell beets?")
-    free = switch.generate(prompt, max_tokens=48)
-    held = switch.generate(prompt, max_tokens=48, min_tokens=30)
+    free = switch.generate(prompt, max_tokens=64)
+    held = switch.generate(prompt, max_tokens=64, length=30)
     tokens = lambda text: len(llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
     assert tokens(free) < 29  # the base model's own line ends sooner...
-    assert "\n" not in held and tokens(held) >= 29  # ...the held one goes on (the strip may take a space)
-    ends = line_end_tokens(llm)
+    assert "\n" not in held and tokens(held) >= 29  # ...the held one goes on (the strip may take a space)...
+    assert held.rstrip("\"')]").endswith((".", "!", "?")) and tokens(held) < 63  # ...to the first sentence end after
+    ends, sentence_ends = line_end_tokens(llm), sentence_end_tokens(llm)
     assert llm.token_eos() in ends and all(b"\n" in llm.detokenize([t]) for t in ends if t != llm.token_eos())
+    assert {llm.tokenize(text, add_bos=False)[-1] for text in (b"Yes.", b"Why?", b"No!")} <= sentence_ends
+    assert llm.tokenize(b"Yes, the", add_bos=False)[-1] not in sentence_ends
 
 
 def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
@@ -267,16 +271,16 @@ def test_a_tuned_turn_holds_the_adapters_length_prior(trained):
     tuned.close()  # frees its llama.cpp model: count first
     assert counts[0] < 29  # its own line ends sooner...
     assert "\n" not in held and counts[1] >= 29  # ...a live turn goes on to the prior, as the benchmark does
-    assert older == held  # its fixed floor still holds
+    assert older == held  # its one fixed length still holds
 
 
-def test_the_length_floor_is_drawn_from_the_train_replies_lengths():
+def test_the_reply_length_is_drawn_from_the_train_replies_lengths():
     quantiles = [2, 4, 6, 8, 40]
-    draws = [length_floor(quantiles, f"7:question {i}") for i in range(2000)]
+    draws = [reply_length(quantiles, f"7:question {i}") for i in range(2000)]
     assert min(draws) >= 2 and max(draws) <= 40 and len(set(draws)) > 10  # spread over the whole range
     assert np.median(draws) == pytest.approx(6, abs=1)  # the middle of the distribution
-    assert length_floor(quantiles, "7:same") == length_floor(quantiles, "7:same")  # seeded: one question draws alike
-    assert length_floor([12], None) == 12 and length_floor([], "7:x") == 0  # a fixed floor; no prior
+    assert reply_length(quantiles, "7:same") == reply_length(quantiles, "7:same")  # seeded: one question draws alike
+    assert reply_length([12], None) == 12 and reply_length([], "7:x") == 0  # one fixed length; no prior
 
 
 def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):

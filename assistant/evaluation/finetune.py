@@ -9,9 +9,9 @@ Contract of ``TunedSystems(bench, systems, config, sampling, workdir, seed, prog
   on what the bench imported into its store (``dialogues.learnable``), are exported as GGUF adapters and
   answer through the bench's own llama.cpp model with ``AdapterSwitch``, decoded as a live
   tuned turn is (``models.tuned``): ``sampling``, the product's (temperature, top_p, top_k,
-  penalties) with the benchmark's fixed seed, one line that may not end before a length drawn
-  for the query (seeded by the seed and the query, so one question asked as different people
-  draws alike) from the train replies' lengths (``TuneResult.reply_length_quantiles``).
+  penalties) with the benchmark's fixed seed, one line held to a length (``serving.reply_length``)
+  drawn for the query from the train replies' lengths (``TuneResult.reply_length_quantiles``),
+  seeded by the seed and the query, so one question asked as different people draws alike.
 - ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
   the trivial baselines every system must beat.
 - ``answer(system, pair, querier=None)`` answers a test pair as ``querier`` (default its own).
@@ -40,7 +40,7 @@ from assistant.evaluation.metrics import bootstrap_ci
 from assistant.training.dialogues import Turn, learnable, render_prompt, reply_text
 from assistant.training.export import write_adapter
 from assistant.training.model import encode
-from assistant.training.serving import AdapterSwitch, length_floor
+from assistant.training.serving import AdapterSwitch, reply_length
 from assistant.training.trainer import TuneConfig, token_nlls, tune
 from assistant.turn_options import Sampling
 
@@ -91,9 +91,9 @@ class TunedSystems:
             if lock is not None:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
-            floor = length_floor(self.results[system].reply_length_quantiles, f"{self.seed}:{pair.query}")
+            length = reply_length(self.results[system].reply_length_quantiles, f"{self.seed}:{pair.query}")
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
-                                        floor, **self.sampling)
+                                        length, **self.sampling)
         finally:
             self.switch.use(None)  # the other systems answer with the base model
             if lock is not None:

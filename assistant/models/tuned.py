@@ -6,9 +6,9 @@ Contract of ``TunedLocal.open(local, settings)`` (``local`` a getter of the ``Lo
 (or ``settings.use_tuned_model`` is off); an adapter made for another base model is an
 ``AdapterError`` (``training.adapter.load_info``). ``answer(question)`` answers the turn with
 the tagged prompt training used (``training.dialogues.turn_prompt`` from the turn's stored
-context), with the turn's sampling and the adapter's length prior (``serving.length_floor``: the
-line may not end before a length drawn from the train replies', seeded by the turn's seed and
-text when it has one), under the local model's lock (one generation at a time on
+context), with the turn's sampling and the adapter's length prior (``serving.reply_length``: a
+length drawn from the train replies', seeded by the turn's seed and text when it has one; the
+line may not end before it and ends at the first sentence end after it), under the local model's lock (one generation at a time on
 the device). It answers with the adapter merged into a copy of the base model
 (``training.adapter.merged_model``, built on first use when training did not), a second
 llama.cpp model that decodes at the base model's speed; if that cannot be built or loaded, with
@@ -28,7 +28,7 @@ from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.training import adapter
 from assistant.training.dialogues import turn_prompt
-from assistant.training.serving import AdapterSwitch, length_floor, reply_completion
+from assistant.training.serving import AdapterSwitch, reply_length, reply_completion
 from assistant.turn_options import Sampling
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class TunedLocal:
                 self.llm.close()
 
     def _length_quantiles(self) -> list[int]:
-        # an adapter made before the quantiles were kept holds one fixed floor
+        # an adapter made before the quantiles were kept holds one fixed length
         return self.info.get("reply_length_quantiles") or [self.info.get("min_reply_tokens", 0)]
 
     def answer(self, question) -> Iterator[str]:
@@ -91,12 +91,12 @@ class TunedLocal:
         use = question.options.sampling or Sampling.of(s)
         prompt = turn_prompt(question.context, question.speaker, question.text)
         seeded = use.seed is not None and use.seed >= 0  # -1: a random seed per reply, so a fresh draw too
-        floor = length_floor(self._length_quantiles(), f"{use.seed}:{question.text}" if seeded else None)
+        length = reply_length(self._length_quantiles(), f"{use.seed}:{question.text}" if seeded else None)
         with self.local._lock:
             try:
                 if self.switch is not None:
                     self.switch.use(self.path, 1.0)
-                chunks = reply_completion(self.llm, prompt, floor, stop=use.stop,
+                chunks = reply_completion(self.llm, prompt, length, stop=use.stop,
                                           stream=True, **use.llama_kwargs(s))
                 yield from end_at_sentence(chunks, use.max_tokens)
             except (RuntimeError, ValueError) as error:

@@ -8,11 +8,12 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
   ``use(None)`` takes every adapter off, and so does scale 0 in effect: the base model exactly.
   A change of adapter or scale also drops llama-cpp-python's cached prompt, whose keys and
   values were computed by the other weights.
-- ``generate(prompt, min_tokens=0, **sampling)`` answers a tagged prompt (``dialogues.render_prompt``)
-  as text, up to the end of the reply's line, through ``reply_completion(llm, prompt, min_tokens,
-  ...)``, which the tuned live turn uses too: the line may not end (newline or end of text)
-  before ``min_tokens`` tokens, a length prior against one stock short line.
-- ``length_floor(quantiles, key)``: that ``min_tokens`` for one reply, drawn (seeded by ``key``)
+- ``generate(prompt, length=0, **sampling)`` answers a tagged prompt (``dialogues.render_prompt``)
+  as text, up to the end of the reply's line, through ``reply_completion(llm, prompt, length,
+  ...)``, which the tuned live turn uses too. The length prior: the line may not end (newline or
+  end of text) before ``length`` tokens, and from there ends at its first sentence end (a token
+  whose text ends in ``.``, ``!`` or ``?``), so the reply is about that long.
+- ``reply_length(quantiles, key)``: that ``length`` for one reply, drawn (seeded by ``key``)
   from the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept in
   the adapter's metadata).
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
@@ -70,29 +71,31 @@ class AdapterSwitch:
             bindings.llama_adapter_lora_free(adapter)
         self._loaded.clear()
 
-    def generate(self, prompt: str, min_tokens: int = 0, **sampling) -> str:
+    def generate(self, prompt: str, length: int = 0, **sampling) -> str:
         """The reply line to ``prompt`` as text (``reply_completion``; ``sampling`` as
         ``Sampling.llama_kwargs``, default greedy with a mild repetition penalty)."""
         sampling = {"max_tokens": 64, "temperature": 0.0, "repeat_penalty": 1.1, "seed": 0, **sampling}
-        out = reply_completion(self.llm, prompt, min_tokens, **sampling)
+        out = reply_completion(self.llm, prompt, length, **sampling)
         return out["choices"][0]["text"].strip()
 
 
-def reply_completion(llm, prompt: str, min_tokens: int = 0, stop=(), **sampling):
+def reply_completion(llm, prompt: str, length: int = 0, stop=(), **sampling):
     """``llm.create_completion`` of one reply line to a tagged prompt: it ends at the first
-    newline, and may not end (newline or end of text) before ``min_tokens`` tokens, a length prior
-    against one stock short line. ``sampling``: the completion's other keywords (``stream`` too)."""
+    newline; with a ``length`` (the length prior) it may not end before that many tokens and ends
+    at its first sentence end after them. ``sampling``: the completion's other keywords
+    (``stream`` too)."""
     processors = None
-    if min_tokens > 0:
+    if length > 0:
         from llama_cpp import LogitsProcessorList
 
         start = len(llm.tokenize(prompt.encode("utf-8")))
-        processors = LogitsProcessorList([_no_end_before(line_end_tokens(llm), start, min_tokens)])
+        processors = LogitsProcessorList([_held_to(length, start, line_end_tokens(llm), sentence_end_tokens(llm),
+                                                   llm.token_eos())])
     return llm.create_completion(prompt, stop=["\n", *stop], logits_processor=processors, **sampling)
 
 
-def length_floor(quantiles: list[int], key: str | None) -> int:
-    """The fewest tokens one tuned reply may have: a draw from the train replies' token lengths
+def reply_length(quantiles: list[int], key: str | None) -> int:
+    """The length in tokens of one tuned reply: a draw from the train replies' token lengths
     (their ``quantiles`` at evenly spaced levels, interpolated; one value: that value), with a
     generator seeded by ``key`` (``None``: fresh). Replies then come in the real replies' spread
     of lengths: a stock short line can end only those whose draw is that short, where a fixed
@@ -103,16 +106,21 @@ def length_floor(quantiles: list[int], key: str | None) -> int:
     return round(float(np.interp(share, np.linspace(0, 1, len(quantiles)), quantiles)))
 
 
-def _no_end_before(ends: list[int], prompt_tokens: int, min_tokens: int):
+def _held_to(length: int, prompt_tokens: int, ends: list[int], sentence_ends: frozenset[int], eos: int):
     def processor(input_ids, scores):
-        if len(input_ids) - prompt_tokens < min_tokens:
+        made = len(input_ids) - prompt_tokens
+        if made < length:
             scores[ends] = -float("inf")
+        elif made > 0 and int(input_ids[-1]) in sentence_ends:  # long enough, and a sentence just ended
+            scores[:] = -float("inf")
+            scores[eos] = 0.0
         return scores
 
     return processor
 
 
 _LINE_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SENTENCE_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def line_end_tokens(llm) -> list[int]:
@@ -121,6 +129,15 @@ def line_end_tokens(llm) -> list[int]:
     if llm not in _LINE_ENDS:
         _LINE_ENDS[llm] = [t for t in range(llm.n_vocab()) if b"\n" in llm.detokenize([t])] + [llm.token_eos()]
     return _LINE_ENDS[llm]
+
+
+def sentence_end_tokens(llm) -> frozenset[int]:
+    """Tokens whose text ends a sentence: ``.``, ``!`` or ``?``, maybe followed by a closing quote
+    or bracket (listed once per model)."""
+    if llm not in _SENTENCE_ENDS:
+        _SENTENCE_ENDS[llm] = frozenset(t for t in range(llm.n_vocab())
+                                        if llm.detokenize([t]).rstrip(b"\"')]").endswith((b".", b"!", b"?")))
+    return _SENTENCE_ENDS[llm]
 
 
 def next_token_logits(llm, prompt: str) -> "np.ndarray":

@@ -180,7 +180,7 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
 
 def reply_length_quantiles(tokenizer, examples: list[Example]) -> list[int]:
     """The train replies' token lengths at ``LENGTH_LEVELS`` evenly spaced quantiles (train data
-    only): each tuned reply's fewest tokens are drawn from them (``serving.length_floor``), so
+    only): each tuned reply's length is drawn from them (``serving.reply_length``), so
     decoding keeps the real replies' spread of lengths instead of one stock short line."""
     lengths = [len(tokenizer(e.reply, add_special_tokens=False).input_ids) for e in examples]
     return [int(q) for q in np.percentile(lengths, np.linspace(0, 100, LENGTH_LEVELS))] if lengths else []
