@@ -155,13 +155,15 @@ def test_the_cli_says_the_model_is_corrupt_in_one_line_and_keeps_the_message(tmp
 
 def on_a_small_disk(test):
     """Run ``test`` where it may mount a small disk: as it is for root, and otherwise again in a
-    user and mount namespace of its own (``unshare -Urm``: root there, nobody's disks touched)."""
+    user and mount namespace of its own (``unshare -Urm``: root there, nobody's disks touched).
+    With neither, the test fails saying so: it never passes without having run."""
     @functools.wraps(test)
     def run(*args, **kwargs):
         if os.geteuid() == 0:
             return test(*args, **kwargs)
         if subprocess.run(["unshare", "-Urm", "true"], capture_output=True).returncode:
-            pytest.skip("a small tmpfs needs root or unprivileged user namespaces (unshare -Urm)")
+            pytest.fail("a real full or read-only disk needs root or unprivileged user namespaces "
+                        "(unshare -Urm); run the tests as root or enable user namespaces")
         done = subprocess.run(["unshare", "-Urm", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                f"{__file__}::{test.__name__}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-4000:]

@@ -3,7 +3,8 @@
 One short training run (a few dozen steps on the fixture's 350 Friends pairs, one torch thread)
 is shared by the tests of the module: the loss falls, the exported adapter loads in llama.cpp and
 moves the next-token distribution the way the torch model moved, scale 0 is the base exactly,
-the tag at inference is training's, and deleting a person removes the adapter.
+a tuned reply holds its length prior, and deleting a person removes the adapter. What it learns
+from and when there is too little is ``test_training_data``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from assistant.models.llama_runtime import create_llama
 from assistant.people.importers import mqd
 from assistant.people.service import People
 from assistant.settings import load_settings
-from assistant.store import people as records
 from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
 from assistant.training.export import read_metadata
-from assistant.training.dialogues import learnable, live_prompt, prompt_of, render_prompt, source_counts, turn_prompt
+from assistant.training.dialogues import learnable, render_prompt
 from assistant.training.model import encode
 from assistant.training.serving import (AdapterSwitch, line_end_tokens, next_token_logits, reply_length,
                                        sentence_end_tokens)
@@ -34,41 +34,6 @@ from assistant.training.teaching import PRIOR_TOKENS_PER_S
 from assistant.training.trainer import TuneConfig, tune
 from assistant.turn_options import TurnOptions
 from tests.training_fixtures import FIXTURES, QUICK, RESPONDER, llm, trained  # noqa: F401 (fixtures)
-
-
-def test_only_human_and_cloud_replies_are_learned(settings, store):
-    person = store.add_profile("Sam")
-    session = store.new_session(person.id)
-    log = TurnLog(store)
-    local = log.begin_exchange(session.id, person.id, "hi")
-    log.complete_exchange(local, "the local model said this", GenerationStats("local", "smollm2", 1, 1, 1))
-    cloud = log.begin_exchange(session.id, person.id, "hard question", ["hi", "the local model said this"])
-    log.complete_exchange(cloud, "a cloud answer", GenerationStats("cloud", "gpt", 1, 1, 1))
-    imported = store.add_imported_exchange(session.id, person.id, "old question", "my own reply", [], "whatsapp")
-    examples = {e.exchange_id: e for e in learnable(store)}
-    assert set(examples) == {cloud, imported}  # never the local model's own unedited reply
-    records.rewrite_exchange(store, store.exchange(local), "hi", "corrected", {}, None)  # the Memory tab's edit
-    assert store.exchange(local).edited_at is not None
-    assert local in {e.exchange_id for e in learnable(store)}
-    assert source_counts(store) == {"Sam": {"imported": 1, "corrected": 1, "cloud": 1}}
-
-
-def test_tag_at_inference_is_trainings(settings, store):
-    """The prompt a live turn is answered with is, once stored, the prompt training reads."""
-    person = store.add_profile("Monica Geller")
-    session = store.new_session(person.id)
-    log = TurnLog(store)
-    first = log.begin_exchange(session.id, person.id, "How are you?")
-    log.complete_exchange(first, "Fine, thanks.", GenerationStats("cloud", "gpt", 1, 1, 1))
-    context = [e for e in store.session_exchanges(session.id)][-1]
-    second = log.begin_exchange(session.id, person.id, "Did you sleep okay?", [context.user_text, context.reply])
-    at_inference = live_prompt(store.exchange(second), "Monica Geller")  # the pending turn, as the pipeline has it
-    log.complete_exchange(second, "Like a baby.", GenerationStats("cloud", "gpt", 1, 1, 1))
-    stored = next(e for e in learnable(store) if e.exchange_id == second)
-    assert prompt_of(stored) == at_inference
-    assert turn_prompt((context.user_text, context.reply), "Monica Geller", "Did you sleep okay?") == at_inference
-    assert at_inference.endswith("Monica Geller: Did you sleep okay?\nAssistant:")
-    assert prompt_of(stored, tagged=False).endswith("Someone: Did you sleep okay?\nAssistant:")
 
 
 def test_training_tokens_are_llama_cpps(trained, llm):
@@ -170,32 +135,6 @@ def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
         adapter.load_info(settings.data_dir, other)
 
 
-def test_too_little_data_says_what_is_needed(settings, store):
-    from assistant.training.teach import teach
-
-    person = store.add_profile("Sam")
-    session = store.new_session(person.id)
-    store.add_imported_exchange(session.id, person.id, "q", "r", [], "whatsapp")
-    with pytest.raises(TrainingError, match="at least 300 exchanges from at least 2 people.*there are 1 from 1"):
-        teach(settings, store)
-    assert not adapter.adapter_path(settings.data_dir).exists()
-
-
-def test_tune_command_says_what_is_needed(tmp_path, capsys):
-    from app.cli import main
-
-    data = tmp_path / "data"
-    store = Store(load_settings(data_dir=data).database_path)
-    person = store.add_profile("Sam")
-    store.add_imported_exchange(store.new_session(person.id).id, person.id, "q", "r", [], "whatsapp")
-    store.close()
-    assert main(["tune", "--data-dir", str(data), "--minutes", "1"]) == 1
-    out, err = capsys.readouterr()
-    assert "Sam: 1 imported, 0 corrected, 0 from the cloud" in out
-    assert "needs at least 300 exchanges from at least 2 people" in err and "Traceback" not in err
-    assert not adapter.adapter_path(data).exists()
-
-
 def test_cancel_leaves_no_file(trained, tmp_path):
     settings = trained[0]
     cancel = threading.Event()
@@ -276,11 +215,11 @@ def test_a_tuned_turn_holds_the_adapters_length_prior(trained):
 
 def test_the_reply_length_is_drawn_from_the_train_replies_lengths():
     quantiles = [2, 4, 6, 8, 40]
-    draws = [reply_length(quantiles, f"7:question {i}") for i in range(2000)]
+    draws = [reply_length(quantiles, 7, f"question {i}") for i in range(2000)]
     assert min(draws) >= 2 and max(draws) <= 40 and len(set(draws)) > 10  # spread over the whole range
     assert np.median(draws) == pytest.approx(6, abs=1)  # the middle of the distribution
-    assert reply_length(quantiles, "7:same") == reply_length(quantiles, "7:same")  # seeded: one question draws alike
-    assert reply_length([12], None) == 12 and reply_length([], "7:x") == 0  # one fixed length; no prior
+    assert reply_length(quantiles, 7, "same") == reply_length(quantiles, 7, "same")  # seeded: one question draws alike
+    assert reply_length([12], None, "x") == 12 and reply_length([], 7, "x") == 0  # one fixed length; no prior
 
 
 def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):

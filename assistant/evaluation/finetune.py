@@ -66,7 +66,7 @@ class TunedSystems:
         self.queriers = sorted({e.querier for e in examples})
         self.results, self.adapters, self.timings = {}, {}, {}
         self.switch = AdapterSwitch(bench.local.llm)
-        self.sampling = replace(sampling, seed=seed).llama_kwargs(bench.settings)
+        self.sampling = sampling.llama_kwargs(bench.settings)
         for name, options in TRAINED.items():
             if name not in systems:
                 continue
@@ -91,7 +91,7 @@ class TunedSystems:
             if lock is not None:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
-            length = reply_length(self.results[system].reply_length_quantiles, f"{self.seed}:{pair.query}")
+            length = reply_length(self.results[system].reply_length_quantiles, self.seed, pair.query)
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
                                         length, **self.sampling)
         finally:

@@ -197,10 +197,11 @@ def same_query(bench: Bench, pairs: list[TestPair], answer=None) -> dict:
 
 def run(data_dir: Path, responder: str, limit: int, seed: int, out: Path, settings: Settings, progress: bool = True,
         systems: list[str] | None = None, tune_config: TuneConfig | None = None) -> dict:
-    # the prompt systems decode greedily, as the benchmark always has; a tuned system decodes as a
-    # live tuned turn does, with the product's sampling (fixed seed), against collapse to one line
-    tuned_sampling = Sampling(64, settings.temperature, settings.top_p, seed)
-    settings = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": seed})
+    settings = settings.model_copy(update={"max_tokens": 64, "seed": seed})
+    # a tuned system decodes as a live tuned turn does, with the product's sampling (fixed seed),
+    # against collapse to one line; the prompt systems greedily, as the benchmark always has
+    tuned_sampling = Sampling.of(settings)
+    settings = settings.model_copy(update={"temperature": 0.0})
     systems = list(systems or ALL_SYSTEMS)
     unknown = sorted(set(systems) - set(ALL_SYSTEMS))
     if unknown:

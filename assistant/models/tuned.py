@@ -28,7 +28,7 @@ from assistant.models.sentences import end_at_sentence
 from assistant.settings import Settings
 from assistant.training import adapter
 from assistant.training.dialogues import turn_prompt
-from assistant.training.serving import AdapterSwitch, reply_length, reply_completion
+from assistant.training.serving import AdapterSwitch, reply_completion, reply_length
 from assistant.turn_options import Sampling
 
 log = logging.getLogger(__name__)
@@ -82,16 +82,11 @@ class TunedLocal:
             else:
                 self.llm.close()
 
-    def _length_quantiles(self) -> list[int]:
-        # an adapter made before the quantiles were kept holds one fixed length
-        return self.info.get("reply_length_quantiles") or [self.info.get("min_reply_tokens", 0)]
-
     def answer(self, question) -> Iterator[str]:
         s = self.settings
         use = question.options.sampling or Sampling.of(s)
         prompt = turn_prompt(question.context, question.speaker, question.text)
-        seeded = use.seed is not None and use.seed >= 0  # -1: a random seed per reply, so a fresh draw too
-        length = reply_length(self._length_quantiles(), f"{use.seed}:{question.text}" if seeded else None)
+        length = reply_length(adapter.length_prior(self.info), use.seed, question.text)
         with self.local._lock:
             try:
                 if self.switch is not None:

@@ -13,9 +13,9 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
   ...)``, which the tuned live turn uses too. The length prior: the line may not end (newline or
   end of text) before ``length`` tokens, and from there ends at its first sentence end (a token
   whose text ends in ``.``, ``!`` or ``?``), so the reply is about that long.
-- ``reply_length(quantiles, key)``: that ``length`` for one reply, drawn (seeded by ``key``)
-  from the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept in
-  the adapter's metadata).
+- ``reply_length(quantiles, seed, text)``: that ``length`` for one reply to ``text``, drawn from
+  the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept in the
+  adapter's metadata), seeded by ``seed`` and ``text`` (a seed of None or -1: a fresh draw).
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
 """
 
@@ -94,14 +94,16 @@ def reply_completion(llm, prompt: str, length: int = 0, stop=(), **sampling):
     return llm.create_completion(prompt, stop=["\n", *stop], logits_processor=processors, **sampling)
 
 
-def reply_length(quantiles: list[int], key: str | None) -> int:
-    """The length in tokens of one tuned reply: a draw from the train replies' token lengths
-    (their ``quantiles`` at evenly spaced levels, interpolated; one value: that value), with a
-    generator seeded by ``key`` (``None``: fresh). Replies then come in the real replies' spread
+def reply_length(quantiles: list[int], seed: int | None, text: str) -> int:
+    """The length in tokens of one tuned reply to ``text``: a draw from the train replies' token
+    lengths (their ``quantiles`` at evenly spaced levels, interpolated; one value: that value).
+    Seeded by ``seed`` and ``text``, so one question asked as different people draws alike; a
+    seed of None or -1 (the settings' "random per reply") draws afresh. Replies then come in the real replies' spread
     of lengths: a stock short line can end only those whose draw is that short, where a fixed
     floor below its length never acts on it."""
     if not quantiles:
         return 0
+    key = f"{seed}:{text}" if seed is not None and seed >= 0 else None
     share = random.Random(key).random()
     return round(float(np.interp(share, np.linspace(0, 1, len(quantiles)), quantiles)))
 
@@ -111,7 +113,7 @@ def _held_to(length: int, prompt_tokens: int, ends: list[int], sentence_ends: fr
         made = len(input_ids) - prompt_tokens
         if made < length:
             scores[ends] = -float("inf")
-        elif made > 0 and int(input_ids[-1]) in sentence_ends:  # long enough, and a sentence just ended
+        elif int(input_ids[-1]) in sentence_ends:  # long enough, and a sentence just ended
             scores[:] = -float("inf")
             scores[eos] = 0.0
         return scores
@@ -119,25 +121,29 @@ def _held_to(length: int, prompt_tokens: int, ends: list[int], sentence_ends: fr
     return processor
 
 
-_LINE_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_SENTENCE_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ENDS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # llm -> (line ends, sentence ends)
+
+
+def _ends(llm) -> tuple[list[int], frozenset[int]]:
+    """Both token lists of ``line_end_tokens`` and ``sentence_end_tokens``, from one pass over the
+    vocabulary per model."""
+    if llm not in _ENDS:
+        texts = [llm.detokenize([t]) for t in range(llm.n_vocab())]
+        lines = [t for t, text in enumerate(texts) if b"\n" in text] + [llm.token_eos()]
+        sentences = frozenset(t for t, text in enumerate(texts) if text.rstrip(b"\"')]").endswith((b".", b"!", b"?")))
+        _ENDS[llm] = lines, sentences
+    return _ENDS[llm]
 
 
 def line_end_tokens(llm) -> list[int]:
-    """Tokens that end the reply: end of text and every token whose text holds a newline
-    (listed once per model: it reads the whole vocabulary)."""
-    if llm not in _LINE_ENDS:
-        _LINE_ENDS[llm] = [t for t in range(llm.n_vocab()) if b"\n" in llm.detokenize([t])] + [llm.token_eos()]
-    return _LINE_ENDS[llm]
+    """Tokens that end the reply: end of text and every token whose text holds a newline."""
+    return _ends(llm)[0]
 
 
 def sentence_end_tokens(llm) -> frozenset[int]:
     """Tokens whose text ends a sentence: ``.``, ``!`` or ``?``, maybe followed by a closing quote
-    or bracket (listed once per model)."""
-    if llm not in _SENTENCE_ENDS:
-        _SENTENCE_ENDS[llm] = frozenset(t for t in range(llm.n_vocab())
-                                        if llm.detokenize([t]).rstrip(b"\"')]").endswith((b".", b"!", b"?")))
-    return _SENTENCE_ENDS[llm]
+    or bracket."""
+    return _ends(llm)[1]
 
 
 def next_token_logits(llm, prompt: str) -> "np.ndarray":
