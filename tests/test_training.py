@@ -26,7 +26,7 @@ from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
 from assistant.training.export import read_metadata
-from assistant.training.dialogues import learnable, render_prompt
+from assistant.training.dialogues import learnable, prompt_of, render_prompt
 from assistant.training.model import encode
 from assistant.training.serving import (AdapterSwitch, line_end_tokens, next_token_logits, reply_length,
                                        sentence_end_tokens)
