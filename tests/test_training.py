@@ -26,12 +26,12 @@ from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
 from assistant.training.export import read_metadata
-from assistant.training.dialogues import learnable, prompt_of, render_prompt
+from assistant.training.dialogues import Example, learnable, prompt_of, render_prompt
 from assistant.training.model import encode
 from assistant.training.serving import (AdapterSwitch, line_end_tokens, next_token_logits, reply_length,
                                        sentence_end_tokens)
 from assistant.training.teaching import PRIOR_TOKENS_PER_S
-from assistant.training.trainer import TuneConfig, tune
+from assistant.training.trainer import TuneConfig, sentence_lead, tune
 from assistant.turn_options import TurnOptions
 from tests.training_fixtures import FIXTURES, QUICK, RESPONDER, llm, trained  # noqa: F401 (fixtures)
 
@@ -195,22 +195,23 @@ def test_a_tuned_turn_holds_the_adapters_length_prior(trained):
     info = adapter.load_info(settings.data_dir, settings.model_path)
     quantiles = info["reply_length_quantiles"]  # from its train replies, stored with it
     assert quantiles == result.reply_length_quantiles and len(quantiles) == 21 and quantiles == sorted(quantiles)
+    assert info["sentence_lead"] == result.sentence_lead > 0  # how far short of its draw a reply may end
     quick = settings.model_copy(update={"max_tokens": 64, "temperature": 0.0, "seed": 7})
     tuned = TunedLocal.open(lambda: LocalModel.shared(quick), quick)
     question = Question(0, "Monica Geller", "Do you smell beets?")
     tokens = lambda text: len(tuned.llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
     tuned.info = {**tuned.info, "reply_length_quantiles": [0]}
     free = "".join(tuned.answer(question))
-    tuned.info = {**tuned.info, "reply_length_quantiles": [30, 30]}
+    tuned.info = {**tuned.info, "reply_length_quantiles": [34, 34], "sentence_lead": 4.0}
     held = "".join(tuned.answer(question))
-    before_quantiles = {key: value for key, value in tuned.info.items() if key != "reply_length_quantiles"}
-    tuned.info = {**before_quantiles, "min_reply_tokens": 30}  # an adapter made before they were kept
+    before_prior = {key: value for key, value in tuned.info.items() if key not in ("reply_length_quantiles", "sentence_lead")}
+    tuned.info = {**before_prior, "min_reply_tokens": 30}  # an adapter made before they were kept
     older = "".join(tuned.answer(question))
     counts = tokens(free), tokens(held)
     tuned.close()  # frees its llama.cpp model: count first
     assert counts[0] < 29  # its own line ends sooner...
-    assert "\n" not in held and counts[1] >= 29  # ...a live turn goes on to the prior, as the benchmark does
-    assert older == held  # its one fixed length still holds
+    assert "\n" not in held and counts[1] >= 29  # ...a live turn goes on to the prior less its lead, as the benchmark does
+    assert older == held  # its one fixed length (30, no lead) still holds
 
 
 def test_the_reply_length_is_drawn_from_the_train_replies_lengths():
@@ -220,6 +221,21 @@ def test_the_reply_length_is_drawn_from_the_train_replies_lengths():
     assert np.median(draws) == pytest.approx(6, abs=1)  # the middle of the distribution
     assert reply_length(quantiles, 7, "same") == reply_length(quantiles, 7, "same")  # seeded: one question draws alike
     assert reply_length([12], None, "x") == 12 and reply_length([], 7, "x") == 0  # one fixed length; no prior
+    # the line's floor is the draw less the sentence lead, at least 1 token; a draw of 0 stays no prior
+    assert reply_length([12], 7, "x", 4.4) == 8 and reply_length([2], 7, "x", 5.0) == 1 and reply_length([0], 7, "x", 3.0) == 0
+    led = [reply_length(quantiles, 7, f"question {i}", 1.5) for i in range(2000)]
+    assert np.mean(draws) - np.mean(led) == pytest.approx(1.5, abs=0.2)  # the same draws, shifted
+
+
+def test_the_sentence_lead_is_the_mean_run_from_a_point_to_its_sentence_end(trained):
+    tokenizer = trained[2].tokenizer
+    example = lambda reply: Example("Monica Geller", (), "Hi?", reply)  # noqa: E731
+    count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    one = "I was there with my sister and her friend all day"  # one sentence, no end mark: ends at the reply's end
+    assert sentence_lead(tokenizer, [example(one)]) == pytest.approx((count(one) - 1) / 2, abs=0.01)
+    short = sentence_lead(tokenizer, [example("No. Yes! Why? Ok.")])  # four short sentences
+    assert short < 1.0 < sentence_lead(tokenizer, [example(one), example("No. Yes! Why? Ok.")])
+    assert sentence_lead(tokenizer, []) == 0.0
 
 
 def test_without_a_merged_model_the_tuned_turn_puts_the_adapter_on_the_base(trained, monkeypatch):
@@ -277,7 +293,6 @@ def test_archive_carries_the_adapter_and_refuses_another_base_model(tmp_path):
     """A one-step adapter on a small household (its own fixture: quick), through an archive and back."""
     import zipfile
 
-    from assistant.training.dialogues import Example
     from tests.test_web_manage import seed
 
     source = load_settings(data_dir=tmp_path / "source", n_threads=1)

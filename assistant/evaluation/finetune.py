@@ -10,7 +10,8 @@ Contract of ``TunedSystems(bench, systems, config, sampling, workdir, seed, prog
   answer through the bench's own llama.cpp model with ``AdapterSwitch``, decoded as a live
   tuned turn is (``models.tuned``): ``sampling``, the product's (temperature, top_p, top_k,
   penalties) with the benchmark's fixed seed, one line held to a length (``serving.reply_length``)
-  drawn for the query from the train replies' lengths (``TuneResult.reply_length_quantiles``),
+  drawn for the query from the train replies' lengths (``TuneResult.reply_length_quantiles``)
+  less the run to a sentence end (``TuneResult.sentence_lead``),
   seeded by the seed and the query, so one question asked as different people draws alike.
 - ``echo_query`` (the query itself) and ``constant_reply`` (the most frequent train reply) are
   the trivial baselines every system must beat.
@@ -78,7 +79,8 @@ class TunedSystems:
                                   "tokens_per_s": round(result.tokens_per_s, 1), "train_pairs": len(result.train),
                                   "val_nll_before": round(result.val_nll_before, 4),
                                   "val_nll_after": round(result.val_nll_after, 4),
-                                  "reply_length_quantiles": result.reply_length_quantiles}
+                                  "reply_length_quantiles": result.reply_length_quantiles,
+                                  "sentence_lead": result.sentence_lead}
 
     def answer(self, system: str, pair, querier: str | None = None) -> str:
         if system == "echo_query":
@@ -91,7 +93,8 @@ class TunedSystems:
             if lock is not None:
                 lock.acquire()
             self.switch.use(self.adapters[system], 1.0)
-            length = reply_length(self.results[system].reply_length_quantiles, self.seed, pair.query)
+            result = self.results[system]
+            length = reply_length(result.reply_length_quantiles, self.seed, pair.query, result.sentence_lead)
             return self.switch.generate(prompt_for(pair, (querier or pair.querier) if tagged else None),
                                         length, **self.sampling)
         finally:

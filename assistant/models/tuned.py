@@ -86,7 +86,8 @@ class TunedLocal:
         s = self.settings
         use = question.options.sampling or Sampling.of(s)
         prompt = turn_prompt(question.context, question.speaker, question.text)
-        length = reply_length(adapter.length_prior(self.info), use.seed, question.text)
+        quantiles, lead = adapter.length_prior(self.info)
+        length = reply_length(quantiles, use.seed, question.text, lead)
         with self.local._lock:
             try:
                 if self.switch is not None:

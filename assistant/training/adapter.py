@@ -10,8 +10,9 @@ Contract:
   the GGUF (``export``).
 - ``load_info(data_dir, model_path)``: the metadata of the adapter, ``None`` when there is none;
   an adapter made for another base model is an ``AdapterError`` that says so.
-- ``length_prior(info)``: the metadata's reply-length quantiles (``serving.reply_length``); an
-  adapter made before they were kept gives its one fixed ``min_reply_tokens``.
+- ``length_prior(info)``: the metadata's reply-length quantiles and sentence lead, the arguments
+  ``serving.reply_length`` takes; an adapter made before they were kept gives its one fixed
+  ``min_reply_tokens`` and no lead.
 - ``check_file(path, model_path)`` is that check for any adapter file; ``restore(source, data_dir,
   model_path, profile_ids, exchange_ids)`` installs one from an archive with this device's ids.
 - ``merged_model(data_dir, model_path)``: the adapter merged into a copy of the base model
@@ -93,11 +94,12 @@ def metadata(result, model_path: Path) -> dict:
         "seconds": round(result.seconds, 1),
         "tokens_per_s": round(result.tokens_per_s, 1),
         "reply_length_quantiles": result.reply_length_quantiles,
+        "sentence_lead": result.sentence_lead,
     }
 
 
-def length_prior(info: dict) -> list[int]:
-    return info.get("reply_length_quantiles") or [info.get("min_reply_tokens", 0)]
+def length_prior(info: dict) -> tuple[list[int], float]:
+    return info.get("reply_length_quantiles") or [info.get("min_reply_tokens", 0)], info.get("sentence_lead", 0.0)
 
 
 def save(result, data_dir: Path, model_path: Path) -> Path:

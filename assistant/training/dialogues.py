@@ -19,6 +19,9 @@ Contract:
   ``turn_prompt(context, asker, message)`` is the same from a turn's stored context
   (``Question.context``), which is what the tuned local model uses.
 - ``source_counts(store)`` says how many of each source there are, per person (for the UI/CLI).
+- ``ends_sentence(text)``: whether a token's text ends a sentence, the one test the length prior
+  uses on train replies (``trainer.sentence_lead``) and on llama.cpp's tokens
+  (``serving.sentence_end_tokens``).
 """
 
 from __future__ import annotations
@@ -120,3 +123,8 @@ def turn_prompt(context, asker: str, message: str, source: str = "chat") -> str:
     row = {"name": asker, "context": json.dumps(list(context)), "source": source, "user_text": message,
            "reply": None, "cluster": None, "id": None, "profile_id": None}
     return prompt_of(_example(row))
+
+
+def ends_sentence(text: str) -> bool:
+    """``.``, ``!`` or ``?`` at the end, maybe followed by a closing quote or bracket."""
+    return text.rstrip("\"')]").endswith((".", "!", "?"))

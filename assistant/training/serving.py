@@ -13,9 +13,10 @@ Contract of ``AdapterSwitch(llm)`` (``llm`` a ``llama_cpp.Llama`` made by
   ...)``, which the tuned live turn uses too. The length prior: the line may not end (newline or
   end of text) before ``length`` tokens, and from there ends at its first sentence end (a token
   whose text ends in ``.``, ``!`` or ``?``), so the reply is about that long.
-- ``reply_length(quantiles, seed, text)``: that ``length`` for one reply to ``text``, drawn from
-  the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept in the
-  adapter's metadata), seeded by ``seed`` and ``text`` (a seed of None or -1: a fresh draw).
+- ``reply_length(quantiles, seed, text, lead=0)``: that ``length`` for one reply to ``text``: a
+  draw from the train replies' token-length quantiles (``trainer.reply_length_quantiles``, kept
+  in the adapter's metadata) less ``lead`` (``trainer.sentence_lead``), seeded by ``seed`` and
+  ``text`` (a seed of None or -1: a fresh draw).
 The caller serialises requests on one model (``LocalModel`` holds a lock per model).
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 from llama_cpp import llama_cpp as bindings
 
 from assistant.errors import AdapterError
+from assistant.training.dialogues import ends_sentence
 
 
 class AdapterSwitch:
@@ -94,18 +96,20 @@ def reply_completion(llm, prompt: str, length: int = 0, stop=(), **sampling):
     return llm.create_completion(prompt, stop=["\n", *stop], logits_processor=processors, **sampling)
 
 
-def reply_length(quantiles: list[int], seed: int | None, text: str) -> int:
-    """The length in tokens of one tuned reply to ``text``: a draw from the train replies' token
-    lengths (their ``quantiles`` at evenly spaced levels, interpolated; one value: that value).
-    Seeded by ``seed`` and ``text``, so one question asked as different people draws alike; a
-    seed of None or -1 (the settings' "random per reply") draws afresh. Replies then come in the real replies' spread
-    of lengths: a stock short line can end only those whose draw is that short, where a fixed
-    floor below its length never acts on it."""
+def reply_length(quantiles: list[int], seed: int | None, text: str, lead: float = 0.0) -> int:
+    """The tokens one tuned reply to ``text`` is held to before it may end: a draw from the train
+    replies' token lengths (their ``quantiles`` at evenly spaced levels, interpolated; one value:
+    that value), less ``lead``, the way a reply still runs on to its sentence's end (at least 1;
+    0 when the draw is 0: no prior). Seeded by ``seed`` and ``text``, so one question asked as
+    different people draws alike; a seed of None or -1 (the settings' "random per reply") draws
+    afresh. Replies then come in the real replies' spread of lengths: a stock short line can end
+    only those whose draw is that short, where a fixed floor below its length never acts on it."""
     if not quantiles:
         return 0
     key = f"{seed}:{text}" if seed is not None and seed >= 0 else None
     share = random.Random(key).random()
-    return round(float(np.interp(share, np.linspace(0, 1, len(quantiles)), quantiles)))
+    drawn = float(np.interp(share, np.linspace(0, 1, len(quantiles)), quantiles))
+    return max(1, round(drawn - lead)) if drawn > 0 else 0
 
 
 def _held_to(length: int, prompt_tokens: int, ends: list[int], sentence_ends: frozenset[int], eos: int):
@@ -130,7 +134,7 @@ def _ends(llm) -> tuple[list[int], frozenset[int]]:
     if llm not in _ENDS:
         texts = [llm.detokenize([t]) for t in range(llm.n_vocab())]
         lines = [t for t, text in enumerate(texts) if b"\n" in text] + [llm.token_eos()]
-        sentences = frozenset(t for t, text in enumerate(texts) if text.rstrip(b"\"')]").endswith((b".", b"!", b"?")))
+        sentences = frozenset(t for t, text in enumerate(texts) if ends_sentence(text.decode("utf-8", "replace")))
         _ENDS[llm] = lines, sentences
     return _ENDS[llm]
 

@@ -11,8 +11,9 @@ Contract of ``tune(examples, model_path, config, cancel=None, progress=True)``:
   (``querier_loss``), the latter only when the prompt names the querier (``config.tagged``).
   The default weight is 0: chosen on held-out train dialogues (``evaluation.contrast_weight``),
   where the paper's 0.5 cost fit; the term stays selectable.
-- ``TuneResult.reply_length_quantiles``: the length prior a tuned reply is decoded with
-  (``reply_length_quantiles``: the train replies' token lengths, every 5 %).
+- ``TuneResult.reply_length_quantiles`` and ``sentence_lead``: the length prior a tuned reply is
+  decoded with (the train replies' token lengths, every 5 %; the tokens from a point inside a
+  train reply to its next sentence end, on average: ``sentence_lead``).
 - ``config.bf16``: the forward pass runs under bf16 autocast (``TuneConfig.from_settings`` sets
   it where the CPU computes bf16 natively); the LoRA weights, AdamW and the loss stay float32.
 - A tqdm bar shows the loss, tokens/s and the time left; ``on_step(Progress)``, when given, is
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import TrainingCancelled
-from assistant.training.dialogues import Example, prompt_of, reply_text
+from assistant.training.dialogues import Example, ends_sentence, prompt_of, reply_text
 from assistant.training.model import IGNORE, add_lora, encode, load_base, reply_scores
 
 MAX_VALIDATION = 64
@@ -97,6 +98,7 @@ class TuneResult:
     tokens: int = 0
     seconds: float = 0.0
     reply_length_quantiles: list[int] = field(default_factory=list)  # the length prior (``reply_length_quantiles``)
+    sentence_lead: float = 0.0  # how far short of its draw a reply may end (``sentence_lead``)
 
     @property
     def tokens_per_s(self) -> float:
@@ -168,6 +170,7 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     model = add_lora(base, config.r, config.alpha, config.dropout, config.top_layers)
     result = TuneResult(model, tokenizer, config, train, validation)
     result.reply_length_quantiles = reply_length_quantiles(tokenizer, train)
+    result.sentence_lead = sentence_lead(tokenizer, train)
     val_rows = encoded(tokenizer, validation, config)
     if val_rows:
         with model.disable_adapter():
@@ -184,6 +187,28 @@ def reply_length_quantiles(tokenizer, examples: list[Example]) -> list[int]:
     decoding keeps the real replies' spread of lengths instead of one stock short line."""
     lengths = [len(tokenizer(e.reply, add_special_tokens=False).input_ids) for e in examples]
     return [int(q) for q in np.percentile(lengths, np.linspace(0, 100, LENGTH_LEVELS))] if lengths else []
+
+
+def sentence_lead(tokenizer, examples: list[Example]) -> float:
+    """The tokens from a point inside a train reply to its next sentence end (or the reply's
+    end), averaged over every point: a sentence of L tokens gives L points that average (L - 1) / 2,
+    so long sentences weigh as often as a point falls in them. A tuned reply ends at its first
+    sentence end after the line's floor, so that floor is the drawn length less this lead
+    (``serving.reply_length``): the reply then comes out about as long as its draw, where a floor
+    at the draw itself overshot by the rest of the sentence it landed in."""
+    ends: dict[int, bool] = {}
+    points = total = 0
+    for example in examples:
+        ids = tokenizer(example.reply, add_special_tokens=False).input_ids
+        start = 0
+        for position, token in enumerate(ids):
+            if token not in ends:
+                ends[token] = ends_sentence(tokenizer.decode([token]))
+            if ends[token] or position == len(ids) - 1:
+                span = position - start + 1
+                points, total = points + span, total + span * (span - 1) / 2
+                start = position + 1
+    return round(total / points, 2) if points else 0.0
 
 
 def _planned_steps(config: TuneConfig, n: int) -> int:
