@@ -127,6 +127,21 @@ def test_the_length_prior_holds_the_line_to_its_length_then_ends_at_a_sentence_e
     assert llm.tokenize(b"Yes, the", add_bos=False)[-1] not in sentence_ends
 
 
+def test_the_example_replies_are_decoded_as_a_tuned_turn_through_llama_cpp(trained, llm):
+    from assistant.training.samples import before_and_after
+
+    settings, memory, result, path = trained
+    fixed = settings.model_copy(update={"seed": 7, "temperature": 0.6})
+    samples = before_and_after(result, fixed, path, 3)
+    assert [s["message"] for s in samples] == [e.query for e in result.validation[:3]]
+    assert before_and_after(result, fixed, path, 3) == samples  # sampled at the settings' fixed seed
+    tokens = lambda text: len(llm.tokenize(text.encode(), add_bos=False))  # noqa: E731
+    for sample, example in zip(samples, result.validation):
+        floor = reply_length(result.reply_length_quantiles, 7, example.query, result.sentence_lead)
+        assert "\n" not in sample["after"] and tokens(sample["after"]) >= min(floor, 64) - 1  # the length prior holds
+    assert any(s["before"] != s["after"] for s in samples)  # the adapter is on for "after" only
+
+
 def test_adapter_for_another_base_model_is_refused(trained, tmp_path):
     settings, _, _, path = trained
     other = tmp_path / "other.gguf"

@@ -7,9 +7,10 @@ project's query clusters (the store's ``cluster`` column) and writes the adapter
 dir atomically (``adapter.save``), then merges it into a copy of the base model for serving
 (``adapter.merged_model``; a failure there only makes tuned turns slower). Returns its
 metadata, plus (``samples=N``) under ``"samples"`` a few example replies before and after on
-held-out exchanges (``samples.before_and_after``; not stored in the file). ``on_step``
-receives the trainer's ``Progress`` after every step. A cancelled run (``TrainingCancelled``)
-leaves the adapter that was there before, or none.
+held-out exchanges, decoded through llama.cpp with the saved adapter (``samples.before_and_after``;
+not stored in the file). ``on_step`` receives the trainer's ``Progress`` after every step. A
+cancelled run (``TrainingCancelled``, while training or the last held-out pass) leaves the
+adapter that was there before, or none.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def teach(settings: Settings, store: Store, seed: int = 0, minutes: float | None
     adapter.require_enough(examples)
     config = config or TuneConfig.from_settings(settings, seed=seed, minutes=minutes)
     result = tune(examples, settings.model_path, config, cancel=cancel, progress=progress, on_step=on_step)
-    shown = before_and_after(result, samples) if samples else []
-    if cancel is not None and cancel.is_set():  # cancelled while the examples were made: still nothing written
+    if cancel is not None and cancel.is_set():  # cancelled during the last held-out pass: still nothing written
         raise TrainingCancelled("Training was cancelled; the adapter in use (if any) is unchanged.")
-    adapter.save(result, settings.data_dir, settings.model_path)
+    path = adapter.save(result, settings.data_dir, settings.model_path)
     try:
         adapter.merged_model(settings.data_dir, settings.model_path)  # so the first tuned turn need not build it
     except (OSError, AdapterError):
         pass  # the tuned model tries again when it opens, and else puts the adapter on the base model
+    shown = before_and_after(result, settings, path, samples) if samples else []
     return {**adapter.load_info(settings.data_dir, settings.model_path), "samples": shown}
