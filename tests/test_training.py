@@ -26,7 +26,7 @@ from assistant.store.store import GenerationStats, Store
 from assistant.store.turn_log import TurnLog
 from assistant.training import adapter
 from assistant.training.export import read_metadata
-from assistant.training.dialogues import Example, learnable, prompt_of, render_prompt
+from assistant.training.dialogues import learnable, prompt_of, render_prompt
 from assistant.training.model import encode
 from assistant.training.serving import (AdapterSwitch, line_end_tokens, next_token_logits, reply_length,
                                        sentence_end_tokens)
@@ -244,12 +244,12 @@ def test_the_reply_length_is_drawn_from_the_train_replies_lengths():
 
 def test_the_sentence_lead_is_the_mean_run_from_a_point_to_its_sentence_end(trained):
     tokenizer = trained[2].tokenizer
-    example = lambda reply: Example("Monica Geller", (), "Hi?", reply)  # noqa: E731
-    count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    ids = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
+    count = lambda text: len(ids(text))  # noqa: E731
     one = "I was there with my sister and her friend all day"  # one sentence, no end mark: ends at the reply's end
-    assert sentence_lead(tokenizer, [example(one)]) == pytest.approx((count(one) - 1) / 2, abs=0.01)
-    short = sentence_lead(tokenizer, [example("No. Yes! Why? Ok.")])  # four short sentences
-    assert short < 1.0 < sentence_lead(tokenizer, [example(one), example("No. Yes! Why? Ok.")])
+    assert sentence_lead(tokenizer, [ids(one)]) == pytest.approx((count(one) - 1) / 2, abs=0.01)
+    short = sentence_lead(tokenizer, [ids("No. Yes! Why? Ok.")])  # four short sentences
+    assert short < 1.0 < sentence_lead(tokenizer, [ids(one), ids("No. Yes! Why? Ok.")])
     assert sentence_lead(tokenizer, []) == 0.0
 
 
@@ -308,6 +308,7 @@ def test_archive_carries_the_adapter_and_refuses_another_base_model(tmp_path):
     """A one-step adapter on a small household (its own fixture: quick), through an archive and back."""
     import zipfile
 
+    from assistant.training.dialogues import Example
     from tests.test_web_manage import seed
 
     source = load_settings(data_dir=tmp_path / "source", n_threads=1)

@@ -169,8 +169,9 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     base, tokenizer = load_base(model_path)
     model = add_lora(base, config.r, config.alpha, config.dropout, config.top_layers)
     result = TuneResult(model, tokenizer, config, train, validation)
-    result.reply_length_quantiles = reply_length_quantiles(tokenizer, train)
-    result.sentence_lead = sentence_lead(tokenizer, train)
+    replies = [tokenizer(e.reply, add_special_tokens=False).input_ids for e in train]  # both priors read them
+    result.reply_length_quantiles = reply_length_quantiles(replies)
+    result.sentence_lead = sentence_lead(tokenizer, replies)
     val_rows = encoded(tokenizer, validation, config)
     if val_rows:
         with model.disable_adapter():
@@ -181,16 +182,17 @@ def tune(examples: list[Example], model_path: Path, config: TuneConfig = TuneCon
     return result
 
 
-def reply_length_quantiles(tokenizer, examples: list[Example]) -> list[int]:
-    """The train replies' token lengths at ``LENGTH_LEVELS`` evenly spaced quantiles (train data
-    only): each tuned reply's length is drawn from them (``serving.reply_length``), so
-    decoding keeps the real replies' spread of lengths instead of one stock short line."""
-    lengths = [len(tokenizer(e.reply, add_special_tokens=False).input_ids) for e in examples]
+def reply_length_quantiles(replies: list[list[int]]) -> list[int]:
+    """The train replies' token lengths (``replies``: their token ids) at ``LENGTH_LEVELS`` evenly
+    spaced quantiles (train data only): each tuned reply's length is drawn from them
+    (``serving.reply_length``), so decoding keeps the real replies' spread of lengths instead of
+    one stock short line."""
+    lengths = [len(ids) for ids in replies]
     return [int(q) for q in np.percentile(lengths, np.linspace(0, 100, LENGTH_LEVELS))] if lengths else []
 
 
-def sentence_lead(tokenizer, examples: list[Example]) -> float:
-    """The tokens from a point inside a train reply to its next sentence end (or the reply's
+def sentence_lead(tokenizer, replies: list[list[int]]) -> float:
+    """The tokens from a point inside a train reply (``replies``: their token ids) to its next sentence end (or the reply's
     end), averaged over every point: a sentence of L tokens gives L points that average (L - 1) / 2,
     so long sentences weigh as often as a point falls in them. A tuned reply ends at its first
     sentence end after the line's floor, so that floor is the drawn length less this lead
@@ -198,8 +200,7 @@ def sentence_lead(tokenizer, examples: list[Example]) -> float:
     at the draw itself overshot by the rest of the sentence it landed in."""
     ends: dict[int, bool] = {}
     points = total = 0
-    for example in examples:
-        ids = tokenizer(example.reply, add_special_tokens=False).input_ids
+    for ids in replies:
         start = 0
         for position, token in enumerate(ids):
             if token not in ends:
