@@ -149,6 +149,12 @@ def wait_for_row(data_dir, sql, timeout=3 * TIMEOUT_MS / 1000):
     return rows[0]
 
 
+def opening(reply: str, words: int) -> str:
+    """The first ``words`` words of a reply's first line: the page shows each line as its own
+    paragraph, so its text has no space where the reply had a line break."""
+    return " ".join(reply.strip().splitlines()[0].split()[:words])
+
+
 def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar(browser_page, tmp_path):
     """Issue 16 point 3: Maya's question detected as Tom (the floors lowered so the guess goes
     ahead with Tom's memories); "It was: Maya" forgets that reply and answers again as Maya."""
@@ -169,7 +175,7 @@ def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar
                       f"AND e.user_text = '{question}' AND e.identified_as IS NOT NULL")
         assert json.loads(wrong_recall)["memories"], "the guess went ahead with Tom's memories"
         expect(page.locator("#cf-conversations")).to_contain_text("Nov")  # Tom's conversations are listed
-        expect(page.locator("#cf-chat")).to_contain_text(" ".join(wrong_reply.split()[:4]))
+        expect(page.locator("#cf-chat")).to_contain_text(opening(wrong_reply, 4))
 
         page.locator("#cf-guess-pick label", has_text="Maya").click()
         expect(page.get_by_text("Answering again as Maya")).to_be_visible()
@@ -177,7 +183,7 @@ def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar
             data_dir, f"SELECT e.id, e.reply, e.recalled {people} WHERE p.name = 'Maya' AND e.status = 'complete' "
                       f"AND e.user_text = '{question}'")
         expect(page.locator("#cf-guess")).to_be_hidden()
-        expect(page.locator("#cf-chat")).to_contain_text(" ".join(new_reply.split()[:4]))  # regenerated in the chat
+        expect(page.locator("#cf-chat")).to_contain_text(opening(new_reply, 4))  # regenerated in the chat
         assert db_rows(data_dir, f"SELECT e.reply {people} WHERE p.name = 'Maya' AND e.user_text = '{question}'") == [
             (new_reply,)]
         assert db_rows(data_dir, "SELECT COUNT(*) FROM exchanges WHERE identified_as IS NOT NULL") == [(0,)]  # the guess: gone
@@ -194,7 +200,7 @@ def test_a_correction_answers_again_as_the_right_person_and_switches_the_sidebar
         page.fill("#cf-mem-query input", "coffee at 3am on shift")
         page.click("#cf-mem-search")
         table = page.locator("#cf-mem-results")
-        expect(table).to_contain_text(" ".join(new_reply.split()[:3]))
+        expect(table).to_contain_text(opening(new_reply, 3))
         if new_reply != wrong_reply:
             expect(table).not_to_contain_text(wrong_reply)  # Tom's reply never reached Maya's memories
         expect(table).not_to_contain_text("protect your sleep first")
